@@ -1,0 +1,33 @@
+# Idempotent setup: the virtualenv in .venv is (re)built only when pyproject.toml changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: circle test test-thorough bench docs clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("tinygrad_edu needs Python 3.10 or newer, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+## circle: set up, then train the circle task (outputs in runs/circle/; pass options with ARGS="--epochs 10")
+circle: $(STAMP)
+	$(BIN)/tinygrad-edu circle $(ARGS)
+
+## test: set up, then run the test suite (bounded Hypothesis profile)
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-thorough: the slow, thorough run (many more Hypothesis examples)
+test-thorough: $(STAMP)
+	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## bench: the benchmark suite (installs the bench extra)
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(BIN)/python benchmarks/bench_engine.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis

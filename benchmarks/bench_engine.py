@@ -1,0 +1,128 @@
+"""Scalar engine vs micrograd, side by side in one process: time per node for forward and
+backward, and bytes per node, on the same graph (a 2-8-1 MLP on a batch of 32, written with the
+operators both engines share); plus backward of 100k- vs 1M-node chains.
+
+Run: python benchmarks/bench_engine.py [--repeats 7]   (needs the `bench` extra: micrograd)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import statistics
+import sys
+import time
+import tracemalloc
+
+from tinygrad_edu import Value as OurValue
+from tinygrad_edu.engine import topological_order
+
+
+def build_loss(V, params, batch):
+    """2-8-1 MLP (ReLU hidden, linear output), mean squared error over the batch."""
+    w1, b1, w2, b2 = params
+    total = V(0.0)
+    for (x0, x1), y in batch:
+        hidden = [(w[0] * x0 + w[1] * x1 + b).relu() for w, b in zip(w1, b1)]
+        out = b2
+        for w, h in zip(w2, hidden):
+            out = out + w * h
+        total = total + (out - y) ** 2
+    return total * (1.0 / len(batch))
+
+
+def make_problem(V, seed=0):
+    rng = random.Random(seed)
+    w1 = [[V(rng.uniform(-1, 1)), V(rng.uniform(-1, 1))] for _ in range(8)]
+    b1 = [V(0.0) for _ in range(8)]
+    w2 = [V(rng.uniform(-1, 1)) for _ in range(8)]
+    b2 = V(0.0)
+    batch = [((rng.uniform(-1, 1), rng.uniform(-1, 1)), float(rng.random() < 0.5)) for _ in range(32)]
+    return (w1, b1, w2, b2), batch
+
+
+def count_nodes(root, engine):
+    if engine == "tinygrad_edu":
+        return len(topological_order(root))
+    seen, stack = set(), [root]
+    while stack:
+        v = stack.pop()
+        if v not in seen:
+            seen.add(v)
+            stack.extend(v._prev)
+    return len(seen)
+
+
+def time_engine(V, engine, repeats):
+    params, batch = make_problem(V)
+    fwd, bwd = [], []
+    nodes = 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        loss = build_loss(V, params, batch)
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        nodes = count_nodes(loss, engine)
+        fwd.append(t1 - t0)
+        bwd.append(t2 - t1)
+        del loss
+    return nodes, statistics.median(fwd), statistics.median(bwd)
+
+
+def bytes_per_node(V, engine):
+    params, batch = make_problem(V)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    loss = build_loss(V, params, batch)
+    loss.backward()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return (after - before) / count_nodes(loss, engine)
+
+
+def chain_backward(n):
+    x = OurValue(1.0)
+    y = x
+    for _ in range(n):
+        y = y * 1.0000001
+    t0 = time.perf_counter()
+    y.backward()
+    return time.perf_counter() - t0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args(argv)
+    try:
+        from micrograd.engine import Value as MicroValue
+    except ImportError:
+        sys.exit("micrograd is not installed: pip install -e '.[bench]'")
+
+    print(f"Per node, 2-8-1 MLP on a batch of 32, median of {args.repeats} repeats")
+    print(f"{'engine':<14}{'nodes':>8}{'fwd ns/node':>14}{'bwd ns/node':>14}{'total ns/node':>15}{'bytes/node':>12}")
+    rows = {}
+    for name, V in (("micrograd", MicroValue), ("tinygrad_edu", OurValue)):
+        nodes, f, b = time_engine(V, name, args.repeats)
+        mem = bytes_per_node(V, name)
+        rows[name] = (f / nodes, b / nodes, mem)
+        print(f"{name:<14}{nodes:>8}{f / nodes * 1e9:>14.0f}{b / nodes * 1e9:>14.0f}{(f + b) / nodes * 1e9:>15.0f}{mem:>12.0f}")
+    mf, mb, mm = rows["micrograd"]
+    of, ob, om = rows["tinygrad_edu"]
+    print(f"{'speed-up':<14}{'':>8}{mf / of:>13.2f}x{mb / ob:>13.2f}x{(mf + mb) / (of + ob):>14.2f}x{om / mm:>11.2f}x (memory ratio)")
+
+    print("\nBackward of a chain (y = y * c, repeated), median of 3")
+    print(f"{'nodes':>10}{'backward s':>12}{'ns/node':>10}")
+    times = {}
+    for n in (100_000, 1_000_000):
+        t = statistics.median(chain_backward(n) for _ in range(3))
+        times[n] = t
+        print(f"{n:>10}{t:>12.3f}{t / (2 * n + 1) * 1e9:>10.0f}")
+    print(f"1M / 100k time ratio: {times[1_000_000] / times[100_000]:.1f} (10.0 is linear)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""What every subcommand shares: the one-line error convention and argument types."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+
+class CLIError(Exception):
+    """A mistake in the user's input: the CLI prints the message in one line and exits with 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit code 2), not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def _number(kind, name: str, minimum: float, inclusive: bool):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
+        if value != value or value < minimum or (value == minimum and not inclusive):
+            bound = f">= {minimum}" if inclusive else f"> {minimum}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+
+    parse.__name__ = name  # argparse names the type in its messages
+    return parse
+
+
+positive_int = _number(int, "a positive integer", 1, inclusive=True)
+non_negative_int = _number(int, "a non-negative integer", 0, inclusive=True)
+positive_float = _number(float, "a positive number", 0.0, inclusive=False)
+non_negative_float = _number(float, "a non-negative number", 0.0, inclusive=True)
+
+
+def fraction(text: str) -> float:
+    """A number strictly between 0 and 1 (e.g. the held-out share of the data)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return value

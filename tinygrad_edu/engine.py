@@ -1,0 +1,379 @@
+"""The scalar engine: ``Value`` wraps one float and records the graph that made it; ``backward``
+and ``grad`` run reverse-mode autodiff over that graph with the rules of :mod:`tinygrad_edu.ops`.
+
+A node refers to its parents and its primitive, and nothing refers back: no closures, no
+reference cycles, so freeing a graph needs no help from Python's cyclic garbage collector.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+from typing import Iterable, Sequence, Union
+
+from . import ops
+from .ops import FLOAT_MATH, Primitive
+
+Number = Union[int, float]
+_ARITHMETIC_ERRORS = (ArithmeticError, ValueError)
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """Whether operations on ``Value`` currently record the graph (``False`` inside ``no_grad``)."""
+    return _grad_enabled
+
+
+class _GradMode(contextlib.ContextDecorator):
+    _enabled: bool
+
+    def __init__(self) -> None:
+        self._saved: list[bool] = []  # a stack, so one instance can be re-entered as a decorator
+
+    def __enter__(self) -> None:
+        global _grad_enabled
+        self._saved.append(_grad_enabled)
+        _grad_enabled = self._enabled
+
+    def __exit__(self, *exc_info) -> None:
+        global _grad_enabled
+        _grad_enabled = self._saved.pop()
+
+
+class no_grad(_GradMode):
+    """Context manager and decorator: operations inside record no graph (results are leaves)."""
+
+    _enabled = False
+
+
+class enable_grad(_GradMode):
+    """Context manager and decorator: turn graph recording back on inside a ``no_grad`` block."""
+
+    _enabled = True
+
+
+def _to_float(data: object) -> float:
+    # bool is an int subclass but almost always a bug here; complex and arrays are not real scalars.
+    if isinstance(data, numbers.Real) and not isinstance(data, bool):
+        return float(data)
+    raise TypeError(
+        f"Value needs a real number (int, float or NumPy real scalar), got {type(data).__name__}: {data!r:.60}"
+    )
+
+
+def _fmt(x: float) -> str:
+    return repr(x)
+
+
+def _math_error(op: Primitive, inputs: Sequence[float], err: Exception, where: str = "") -> Exception:
+    call = op.format(*map(_fmt, inputs)) if op.arity != -1 else f"{op.name}({len(inputs)} inputs)"
+    return type(err)(f"{where}{call}: {err}")
+
+
+class Value:
+    """One float in a computation graph, with its gradient.
+
+    ``data`` is the number, ``grad`` the derivative of the last ``backward`` root with respect to
+    it (0.0 before any), ``label`` a name for display, ``op`` the primitive that made it (``None``
+    for a leaf) and ``parents`` its inputs, in order (``a + a`` has two parent slots).
+    Arithmetic works with plain numbers on either side. ``==`` and hashing are by identity;
+    ``<``, ``<=``, ``>``, ``>=`` compare ``data`` and return ``bool``.
+    """
+
+    __slots__ = ("data", "grad", "label", "_op", "_prev")
+    __array_ufunc__ = None  # NumPy scalars on the left defer to our reflected operators
+
+    def __init__(self, data: Number, label: str = "", _op: Primitive | None = None, _prev: tuple = ()):
+        if type(data) is not float:
+            data = _to_float(data)
+        self.data = data
+        self.grad = 0.0
+        self.label = label
+        self._op = _op
+        self._prev = _prev
+
+    @property
+    def op(self) -> Primitive | None:
+        """The primitive that computed this value, or ``None`` for a leaf."""
+        return self._op
+
+    @property
+    def parents(self) -> tuple[Value, ...]:
+        """The inputs of :attr:`op`, in order; empty for a leaf."""
+        return self._prev
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._op is None
+
+    def __repr__(self) -> str:
+        extra = f", op={self._op.name!r}" if self._op is not None else ""
+        if self.label:
+            extra += f", label={self.label!r}"
+        return f"Value(data={self.data!r}, grad={self.grad!r}{extra})"
+
+    def __float__(self) -> float:
+        return self.data
+
+    def item(self) -> float:
+        """The plain float, as in PyTorch."""
+        return self.data
+
+    def detach(self) -> Value:
+        """A new leaf with the same data and no graph."""
+        return Value(self.data, self.label)
+
+    # Arithmetic. Each operator is one primitive of the table in ops.py (see _operator below).
+    def __pow__(self, other):
+        if type(other) is Value:
+            return _pow(self, other)
+        return apply(ops.pow_const(_to_float(other)), self)
+
+    def __neg__(self): return apply(ops.NEG, self)
+    def __abs__(self): return apply(ops.ABS, self)
+
+    def exp(self) -> Value: return apply(ops.EXP, self)
+    def log(self) -> Value: return apply(ops.LOG, self)
+    def sqrt(self) -> Value: return apply(ops.SQRT, self)
+    def tanh(self) -> Value: return apply(ops.TANH, self)
+    def sigmoid(self) -> Value: return apply(ops.SIGMOID, self)
+    def relu(self) -> Value: return apply(ops.RELU, self)
+    def sin(self) -> Value: return apply(ops.SIN, self)
+    def cos(self) -> Value: return apply(ops.COS, self)
+
+    def __lt__(self, other): return self.data < _data(other)
+    def __le__(self, other): return self.data <= _data(other)
+    def __gt__(self, other): return self.data > _data(other)
+    def __ge__(self, other): return self.data >= _data(other)
+
+    def backward(self, grad: Number = 1.0) -> None:
+        """Reverse-mode autodiff from this value: add d(self)/d(leaf) * ``grad`` to every leaf's
+        ``.grad``. Leaf gradients accumulate across calls until ``zero_grad()``; intermediate
+        nodes hold the gradient of this latest call."""
+        grad = _to_float(grad)
+        order = topological_order(self)  # also resets the intermediate nodes' grads
+        self.grad = self.grad + grad if self._op is None else grad
+        m = FLOAT_MATH
+        node = None
+        try:
+            for node in reversed(order):
+                op = node._op
+                if op is None:
+                    continue
+                prev = node._prev
+                if len(prev) == 2:
+                    a, b = prev
+                    ga, gb = op.vjp(m, node.grad, node.data, a.data, b.data)
+                    a.grad += ga
+                    b.grad += gb
+                elif len(prev) == 1:
+                    a = prev[0]
+                    a.grad += op.vjp(m, node.grad, node.data, a.data)[0]
+                else:
+                    for p, gp in zip(prev, op.vjp(m, node.grad, node.data, *[p.data for p in prev])):
+                        p.grad += gp
+        except _ARITHMETIC_ERRORS as err:
+            raise _math_error(node._op, [p.data for p in node._prev], err, "in backward, the derivative of ") from None
+
+    def zero_grad(self) -> None:
+        """Set ``grad`` to 0.0 on every node of the graph that ends here, leaves included."""
+        for node in topological_order(self):
+            node.grad = 0.0
+
+
+def _data(x) -> float:
+    return x.data if type(x) is Value else x
+
+
+def apply(op: Primitive, *args: Value | Number) -> Value:
+    """Apply a primitive to Values (plain numbers are wrapped) and record the node."""
+    parents = tuple(a if type(a) is Value else Value(a) for a in args)
+    try:
+        data = op.forward(FLOAT_MATH, *[p.data for p in parents])
+    except _ARITHMETIC_ERRORS as err:
+        raise _math_error(op, [p.data for p in parents], err) from None
+    if _grad_enabled:
+        return Value(data, "", op, parents)
+    return Value(data)
+
+
+def _operator(op: Primitive, reflected: bool = False):
+    """Make the method for a binary operator (``__mul__``, or ``__rmul__`` when reflected).
+
+    This is the hot path of every graph, so it is ``apply`` for two inputs, unrolled, with the
+    primitive bound once per class (not a closure per node)."""
+    forward = op.forward
+    new = object.__new__
+
+    def method(self, other):
+        if type(other) is not Value:
+            other = Value(other)
+        a, b = (other, self) if reflected else (self, other)
+        try:
+            data = forward(FLOAT_MATH, a.data, b.data)
+        except _ARITHMETIC_ERRORS as err:
+            raise _math_error(op, (a.data, b.data), err) from None
+        out = new(Value)
+        out.data, out.grad, out.label = data, 0.0, ""
+        if _grad_enabled:
+            out._op, out._prev = op, (a, b)
+        else:
+            out._op, out._prev = None, ()
+        return out
+
+    method.__name__ = method.__qualname__ = f"__{'r' if reflected else ''}{op.name}__"
+    return method
+
+
+for _name, _op in (("add", ops.ADD), ("sub", ops.SUB), ("mul", ops.MUL), ("truediv", ops.DIV)):
+    setattr(Value, f"__{_name}__", _operator(_op))
+    setattr(Value, f"__r{_name}__", _operator(_op, reflected=True))
+Value.__rpow__ = _operator(ops.POW, reflected=True)
+_pow = _operator(ops.POW)
+
+
+def sum(values: Iterable[Value | Number]) -> Value:  # noqa: A001  (mirrors torch.sum)
+    """The sum of many values as one node (not a chain of additions). An empty sum is 0.0."""
+    values = tuple(values)
+    if not values:
+        return Value(0.0)
+    return apply(ops.SUM, *values)
+
+
+def topological_order(*roots: Value) -> list[Value]:
+    """Every node the roots depend on, each after all of its parents, by an iterative
+    depth-first search (no recursion, so a chain of a million nodes is fine).
+    Intermediate nodes' gradients are reset to 0.0 on the way."""
+    order: list[Value] = []
+    visited: set[Value] = set()
+    # A None on the stack marks "the node below me has all its parents in `order` now".
+    stack: list = list(reversed(roots))
+    append, pop, push, extend, seen, mark = order.append, stack.pop, stack.append, stack.extend, visited.__contains__, visited.add
+    while stack:
+        node = pop()
+        if node is None:
+            node = pop()
+            if node._op is not None:
+                node.grad = 0.0
+            append(node)
+        elif not seen(node):
+            mark(node)
+            push(node)
+            push(None)
+            extend(node._prev)
+    return order
+
+
+class _ValueMath:
+    """The math namespace of ``ops`` for Values, so a derivative rule can build a graph itself
+    (higher-order gradients). Rules may mix Values and plain floats; floats are wrapped."""
+
+    @staticmethod
+    def _unary(op):
+        return lambda x: apply(op, x)
+
+    exp, log, sqrt, tanh = _unary(ops.EXP), _unary(ops.LOG), _unary(ops.SQRT), _unary(ops.TANH)
+    sigmoid, relu, sin, cos = _unary(ops.SIGMOID), _unary(ops.RELU), _unary(ops.SIN), _unary(ops.COS)
+
+    @staticmethod
+    def pow(a, b):
+        if type(a) is not Value:
+            a = Value(a)
+        return a**b
+
+    # relu' and abs' are piecewise constant: their own derivative is 0, so constants are exact.
+    @staticmethod
+    def step(x):
+        return FLOAT_MATH.step(_data(x))
+
+    @staticmethod
+    def sign(x):
+        return FLOAT_MATH.sign(_data(x))
+
+    @staticmethod
+    def where(cond, a, b):
+        return a if cond else b
+
+    @staticmethod
+    def add_n(xs):
+        return sum(xs)
+
+
+VALUE_MATH = _ValueMath()
+
+
+def _as_tuple(x, what: str) -> tuple:
+    items = (x,) if isinstance(x, Value) else tuple(x)
+    for item in items:
+        if not isinstance(item, Value):
+            raise TypeError(f"grad: {what} must be Values, got {type(item).__name__}")
+    return items
+
+
+def grad(
+    outputs: Value | Sequence[Value],
+    inputs: Value | Sequence[Value],
+    grad_outputs: Number | Sequence[Number | Value] | None = None,
+    *,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Value | None, ...]:
+    """The gradients of ``outputs`` with respect to ``inputs``, like ``torch.autograd.grad``.
+
+    Returns one ``Value`` per input and leaves every ``.grad`` untouched. With
+    ``create_graph=True`` the returned Values carry their own graph, built by the same derivative
+    rules, so they can be differentiated again (second, third, … derivatives). An input the
+    outputs do not depend on is an error, or ``None`` with ``allow_unused=True``.
+    """
+    outputs = _as_tuple(outputs, "outputs")
+    inputs = _as_tuple(inputs, "inputs")
+    if grad_outputs is None:
+        grad_outputs = (1.0,) * len(outputs)
+    elif isinstance(grad_outputs, (Value, numbers.Real)):
+        grad_outputs = (grad_outputs,)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+
+    grads: dict[Value, object] = {}
+    for out, g in zip(outputs, grad_outputs):
+        g = g if (create_graph and type(g) is Value) else _to_float(_data(g))
+        grads[out] = grads[out] + g if out in grads else g
+
+    m = VALUE_MATH if create_graph else FLOAT_MATH
+    global _grad_enabled
+    saved, _grad_enabled = _grad_enabled, create_graph
+    node = None
+    try:
+        for node in reversed(topological_order(*outputs)):
+            g = grads.get(node)
+            if g is None or node._op is None:
+                continue
+            prev = node._prev
+            if create_graph:
+                local = node._op.vjp(m, g, node, *prev)
+            else:
+                local = node._op.vjp(m, g, node.data, *[p.data for p in prev])
+            for p, gp in zip(prev, local):
+                grads[p] = grads[p] + gp if p in grads else gp
+    except _ARITHMETIC_ERRORS as err:
+        raise _math_error(node._op, [p.data for p in node._prev], err, "in grad, the derivative of ") from None
+    finally:
+        _grad_enabled = saved
+
+    result: list[Value | None] = []
+    for i, x in enumerate(inputs):
+        g = grads.get(x)
+        if g is None:
+            if not allow_unused:
+                raise ValueError(
+                    f"grad: input {i} ({x!r}) is not used to compute the outputs; "
+                    "pass allow_unused=True to get None for it"
+                )
+            result.append(None)
+        else:
+            result.append(g if type(g) is Value else Value(g))
+    return tuple(result)
+
+
+__all__ = ["Value", "grad", "no_grad", "enable_grad", "is_grad_enabled", "sum", "apply", "topological_order"]
