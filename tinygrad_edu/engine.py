@@ -269,12 +269,12 @@ class _ValueMath:
     """The math namespace of ``ops`` for Values, so a derivative rule can build a graph itself
     (higher-order gradients). Rules may mix Values and plain floats; floats are wrapped."""
 
-    @staticmethod
-    def _unary(op):
-        return lambda x: apply(op, x)
+    def _unary(op: Primitive):  # noqa: N805  (runs once, in the class body)
+        return staticmethod(lambda x: apply(op, x))
 
     exp, log, sqrt, tanh = _unary(ops.EXP), _unary(ops.LOG), _unary(ops.SQRT), _unary(ops.TANH)
     sigmoid, relu, sin, cos = _unary(ops.SIGMOID), _unary(ops.RELU), _unary(ops.SIN), _unary(ops.COS)
+    del _unary
 
     @staticmethod
     def pow(a, b):
