@@ -207,6 +207,10 @@ def test_grad_returns_values_and_leaves_dot_grad_untouched():
     assert gx.data == pytest.approx(y.data + math.cos(1.5), rel=1e-15)
     assert gy.data == 1.5
     assert x.grad == 0.0 and y.grad == 0.0 and z.grad == 0.0
+    z.backward()
+    before = [(v, v.grad) for v in topological_order(z)]
+    grad(z, [x, y])
+    assert [(v, v.grad) for v in topological_order(z)] == before
 
 
 def test_second_and_third_derivatives_through_create_graph():

@@ -152,7 +152,7 @@ class Value:
         ``.grad``. Leaf gradients accumulate across calls until ``zero_grad()``; intermediate
         nodes hold the gradient of this latest call."""
         grad = _to_float(grad)
-        order = topological_order(self)  # also resets the intermediate nodes' grads
+        order = _topological_order((self,), reset_grads=True)
         self.grad = self.grad + grad if self._op is None else grad
         m = FLOAT_MATH
         node = None
@@ -242,9 +242,13 @@ def sum(values: Iterable[Value | Number]) -> Value:  # noqa: A001  (mirrors torc
 
 
 def topological_order(*roots: Value) -> list[Value]:
-    """Every node the roots depend on, each after all of its parents, by an iterative
-    depth-first search (no recursion, so a chain of a million nodes is fine).
-    Intermediate nodes' gradients are reset to 0.0 on the way."""
+    """Every node the roots depend on, each after all of its parents, found by an iterative
+    depth-first search (no recursion, so a chain of a million nodes is fine)."""
+    return _topological_order(roots, reset_grads=False)
+
+
+def _topological_order(roots: Sequence[Value], reset_grads: bool) -> list[Value]:
+    # With reset_grads, intermediate nodes' grads are zeroed on the way (for backward).
     order: list[Value] = []
     visited: set[Value] = set()
     # A None on the stack marks "the node below me has all its parents in `order` now".
@@ -254,7 +258,7 @@ def topological_order(*roots: Value) -> list[Value]:
         node = pop()
         if node is None:
             node = pop()
-            if node._op is not None:
+            if reset_grads and node._op is not None:
                 node.grad = 0.0
             append(node)
         elif not seen(node):
