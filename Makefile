@@ -29,5 +29,13 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_engine.py
 
+## docs: build the documentation site with MkDocs (installs the docs extra; fails on any warning)
+docs: $(VENV)/.docs-stamp
+	$(BIN)/mkdocs build --strict
+
+$(VENV)/.docs-stamp: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,docs]'
+	@touch $@
+
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis
