@@ -1,0 +1,117 @@
+"""Optimizers that update leaf ``Value``s from their ``.grad``, with PyTorch's names and update rules:
+``opt = SGD(model.parameters(), lr=0.1); opt.zero_grad(); loss.backward(); opt.step()``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+from .engine import Value
+
+
+class Optimizer:
+    """Holds the parameters and per-parameter state; subclasses implement :meth:`step`."""
+
+    def __init__(self, params: Iterable[Value], lr: float):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("optimizer got an empty parameter list; pass model.parameters()")
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Value):
+                raise TypeError(f"optimizer parameter {i} is a {type(p).__name__}, not a Value")
+            if not p.is_leaf:
+                raise ValueError(f"optimizer parameter {i} ({p.label or p!r}) is not a leaf Value; "
+                                 "only leaves (weights) can be optimized")
+        if not (isinstance(lr, (int, float)) and lr >= 0.0 and math.isfinite(lr)):
+            raise ValueError(f"invalid learning rate: {lr!r} (needs a finite number >= 0)")
+        self.lr = float(lr)
+        self.steps = 0
+
+    def zero_grad(self) -> None:
+        """Set every parameter's ``grad`` to 0.0 (gradients accumulate across ``backward`` calls)."""
+        for p in self.params:
+            p.grad = 0.0
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+
+def _check(name: str, value: float, low: float = 0.0, high: float = math.inf, high_open: bool = False) -> float:
+    ok = isinstance(value, (int, float)) and low <= value and (value < high if high_open else value <= high)
+    if not ok:
+        bound = f"in [{low}, {high})" if high_open else f">= {low}"
+        raise ValueError(f"invalid {name}: {value!r} (needs a number {bound})")
+    return float(value)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, as ``torch.optim.SGD``.
+
+    With ``g = grad + weight_decay * p``: without momentum ``p -= lr * g``; with momentum the
+    buffer is ``b = g`` on the first step, then ``b = momentum * b + (1 - dampening) * g``, and
+    ``p -= lr * b`` (or ``p -= lr * (g + momentum * b)`` with ``nesterov=True``).
+    """
+
+    def __init__(self, params: Iterable[Value], lr: float = 0.01, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False):
+        super().__init__(params, lr)
+        self.momentum = _check("momentum", momentum)
+        self.dampening = _check("dampening", dampening)
+        self.weight_decay = _check("weight_decay", weight_decay)
+        if nesterov and (self.momentum <= 0.0 or self.dampening != 0.0):
+            raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
+        self.nesterov = bool(nesterov)
+        self._buffers: list[float | None] = [None] * len(self.params)
+
+    def step(self) -> None:
+        lr, mu, wd, damp = self.lr, self.momentum, self.weight_decay, self.dampening
+        for i, p in enumerate(self.params):
+            g = p.grad + wd * p.data if wd else p.grad
+            if mu:
+                buf = self._buffers[i]
+                buf = g if buf is None else mu * buf + (1.0 - damp) * g
+                self._buffers[i] = buf
+                g = g + mu * buf if self.nesterov else buf
+            p.data -= lr * g
+        self.steps += 1
+
+    def __repr__(self) -> str:
+        return (f"SGD(lr={self.lr}, momentum={self.momentum}, dampening={self.dampening}, "
+                f"weight_decay={self.weight_decay}, nesterov={self.nesterov})")
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), as ``torch.optim.Adam``: with ``g = grad + weight_decay * p``,
+    ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g²`` and step ``t``,
+    ``p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``."""
+
+    def __init__(self, params: Iterable[Value], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0):
+        super().__init__(params, lr)
+        if len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        self.betas = (_check("beta1", betas[0], 0.0, 1.0, high_open=True),
+                      _check("beta2", betas[1], 0.0, 1.0, high_open=True))
+        self.eps = _check("eps", eps)
+        self.weight_decay = _check("weight_decay", weight_decay)
+        self._m = [0.0] * len(self.params)
+        self._v = [0.0] * len(self.params)
+
+    def step(self) -> None:
+        self.steps += 1
+        b1, b2 = self.betas
+        lr, eps, wd, t = self.lr, self.eps, self.weight_decay, self.steps
+        c1, c2 = 1.0 - b1**t, 1.0 - b2**t
+        m, v = self._m, self._v
+        for i, p in enumerate(self.params):
+            g = p.grad + wd * p.data if wd else p.grad
+            m[i] = b1 * m[i] + (1.0 - b1) * g
+            v[i] = b2 * v[i] + (1.0 - b2) * g * g
+            p.data -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
+
+    def __repr__(self) -> str:
+        return f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay})"
+
+
+__all__ = ["Optimizer", "SGD", "Adam"]

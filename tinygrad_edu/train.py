@@ -1,0 +1,346 @@
+"""Training loop: :func:`fit` runs epochs of shuffled minibatches, keeps a :class:`History`,
+shows progress and stops cleanly on Ctrl-C.
+
+An *engine* is two small functions, so another way of computing (the batched NumPy engine) slots
+in without touching the loop: ``step(model, objective, Xb, yb) -> float`` builds the mean loss of
+one minibatch, leaves its gradient in the parameters' ``.grad`` and returns the loss; and
+``outputs(model, objective, X) -> ndarray`` evaluates, without recording a graph, what the loss
+consumes for each row of ``X``. See :data:`ENGINES`.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from . import nn
+from .data import minibatches, num_batches
+from .engine import Value, no_grad
+from .optim import SGD, Optimizer
+
+#: The learning rate of the default SGD (see ``tinygrad-edu circle --help`` for why 0.1).
+DEFAULT_LR = 0.1
+
+LOSSES = ("bce", "mse", "hinge")
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    # exp of a non-positive number only: no overflow warnings for large |z|.
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What training minimises for a one-output model, and how its output reads as a probability.
+
+    ``loss`` is ``"bce"``, ``"mse"`` or ``"hinge"``. ``from_logits`` means the loss consumes the
+    model's output *before* its sigmoid (``model.logits(x)``): binary cross-entropy of a sigmoid
+    output is computed from the logit, which is exact, cannot hit ``log(0)`` and keeps its gradient
+    when the sigmoid saturates. ``logit_output`` means what the loss consumes is a logit.
+    """
+
+    loss: str
+    from_logits: bool = False
+    logit_output: bool = False
+
+    def output(self, model: nn.Module, x) -> Value:
+        """What the loss consumes for one input: the model's output or its logit."""
+        return model.logits(x) if self.from_logits else model(x)
+
+    def criterion(self, out: Value, target: float | Value) -> Value:
+        """The per-sample loss of an :meth:`output` against its 0/1 target."""
+        if self.loss == "bce":
+            return nn.binary_cross_entropy_with_logits(out, target) if self.logit_output \
+                else nn.binary_cross_entropy(out, target)
+        if self.loss == "mse":
+            return nn.mse_loss(out, target)
+        return nn.hinge_loss(out, target)
+
+    def sample_loss(self, model: nn.Module, x, target: float | Value) -> Value:
+        return self.criterion(self.output(model, x), target)
+
+    def proba(self, outputs: np.ndarray) -> np.ndarray:
+        """P(class 1) from :meth:`output` values; the class is 1 where this is > 0.5."""
+        outputs = np.asarray(outputs, dtype=np.float64)
+        if self.logit_output:
+            return _sigmoid(outputs)
+        if self.loss == "hinge":  # a score: its sign is the class
+            return (np.clip(outputs, -1.0, 1.0) + 1.0) / 2.0
+        return np.clip(outputs, 0.0, 1.0)
+
+
+def make_objective(loss: str, model: nn.Module) -> Objective:
+    """The :class:`Objective` for ``loss`` on ``model``, checking that they fit together."""
+    out_act = getattr(model, "output_activation", "linear")
+    if loss == "bce":
+        if out_act == "sigmoid":
+            return Objective("bce", from_logits=True, logit_output=True)
+        if out_act == "linear":  # the output is a logit, as with PyTorch's BCEWithLogitsLoss
+            return Objective("bce", logit_output=True)
+        raise ValueError(f"binary cross-entropy needs a sigmoid (or linear, read as a logit) output, "
+                         f"not {out_act}")
+    if loss == "mse":
+        return Objective("mse")
+    if loss == "hinge":
+        if out_act not in ("linear", "tanh"):
+            raise ValueError(f"the hinge loss needs a raw score: use a linear or tanh output, not {out_act}")
+        return Objective("hinge")
+    raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+
+
+# The scalar engine: one graph of Values per minibatch.
+
+def scalar_step(model: nn.Module, objective: Objective, Xb: np.ndarray, yb: np.ndarray) -> float:
+    """Build the minibatch's mean loss as one graph, backpropagate it, return its value."""
+    losses = [objective.sample_loss(model, x, t) for x, t in zip(Xb.tolist(), yb.tolist())]
+    loss = nn.mean(losses)
+    loss.backward()
+    return loss.data
+
+
+def scalar_outputs(model: nn.Module, objective: Objective, X: np.ndarray) -> np.ndarray:
+    """:meth:`Objective.output` for every row of ``X``, without recording graphs."""
+    with no_grad():
+        return np.array([objective.output(model, x).data for x in np.asarray(X, dtype=np.float64).tolist()])
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str
+    step: Callable[[nn.Module, Objective, np.ndarray, np.ndarray], float]
+    outputs: Callable[[nn.Module, Objective, np.ndarray], np.ndarray]
+
+
+#: Engines by name (``fit(engine=...)`` and ``--engine``).
+ENGINES: dict[str, Engine] = {"scalar": Engine("scalar", scalar_step, scalar_outputs)}
+
+
+def _engine(engine: str | Engine) -> Engine:
+    if isinstance(engine, Engine):
+        return engine
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    return ENGINES[engine]
+
+
+def _objective(loss: str | Objective, model: nn.Module) -> Objective:
+    return loss if isinstance(loss, Objective) else make_objective(loss, model)
+
+
+def loss_and_accuracy(objective: Objective, outputs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Mean loss and accuracy (fraction of ``proba > 0.5`` matching ``y``) from precomputed outputs."""
+    with no_grad():
+        total = math.fsum(objective.criterion(Value(o), t).data for o, t in zip(outputs.tolist(), y.tolist()))
+    accuracy = float(np.mean((objective.proba(outputs) > 0.5) == (np.asarray(y) > 0.5)))
+    return total / len(y), accuracy
+
+
+def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray, *, loss: str | Objective = "bce",
+             engine: str | Engine = "scalar") -> tuple[float, float]:
+    """``(mean loss, accuracy)`` of ``model`` on ``X, y``."""
+    objective = _objective(loss, model)
+    return loss_and_accuracy(objective, _engine(engine).outputs(model, objective, X), np.asarray(y))
+
+
+def predict_proba(model: nn.Module, X: np.ndarray, *, loss: str | Objective = "bce",
+                  engine: str | Engine = "scalar") -> np.ndarray:
+    """P(class 1) for every row of ``X`` (shape ``(n,)``)."""
+    objective = _objective(loss, model)
+    return objective.proba(_engine(engine).outputs(model, objective, X))
+
+
+@dataclass
+class History:
+    """What :func:`fit` measured, one entry per epoch (train and test loss and accuracy, measured
+    after the epoch with the same weights for both). ``epoch`` counts epochs done; after an
+    interruption the last entry is the partial epoch, e.g. ``3.4``. The ``test_*`` lists are empty
+    without test data. ``steps`` is the number of optimizer steps, ``seconds`` the wall time."""
+
+    epoch: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_accuracy: list[float] = field(default_factory=list)
+    interrupted: bool = False
+    steps: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self, i: int = -1) -> str:
+        """One line describing entry ``i``."""
+        text = f"train loss {self.train_loss[i]:.4f}, accuracy {100 * self.train_accuracy[i]:.2f}%"
+        if self.test_loss:
+            text += f" | test loss {self.test_loss[i]:.4f}, accuracy {100 * self.test_accuracy[i]:.2f}%"
+        return text
+
+
+class _StopAtBatchEnd:
+    """While active (main thread only), the first Ctrl-C sets ``requested`` instead of raising,
+    so training stops after the current batch; a second Ctrl-C raises at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> _StopAtBatchEnd:
+        if threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this batch (press Ctrl-C again to stop at once)", file=sys.stderr)
+
+    def __exit__(self, *exc_info) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class _Progress:
+    """A tqdm bar per epoch on a terminal; one plain line per epoch otherwise; nothing when off."""
+
+    def __init__(self, enabled: bool, epochs: int, batches: int):
+        self.enabled, self.epochs, self.batches = enabled, epochs, batches
+        self.tty = enabled and sys.stderr.isatty()
+        self.bar = None
+
+    def start_epoch(self, epoch: int) -> None:
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.batches, desc=f"epoch {epoch}/{self.epochs}", unit="batch",
+                            file=sys.stderr, leave=True, dynamic_ncols=True)
+
+    def batch(self, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
+            self.bar.update()
+
+    def end_epoch(self, label: str, history: History) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(history.summary())
+            self.bar.close()
+            self.bar = None
+        elif self.enabled:
+            print(f"epoch {label}/{self.epochs}: {history.summary()}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _check_xy(name: str, X, y, nin: int | None) -> tuple[np.ndarray, np.ndarray]:
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if X.ndim != 2 or len(X) == 0:
+        raise ValueError(f"X_{name} must be a non-empty 2-D array (samples x features), got shape {X.shape}")
+    if nin is not None and X.shape[1] != nin:
+        raise ValueError(f"X_{name} has {X.shape[1]} features but the model takes {nin} inputs")
+    if y.shape != (len(X),):
+        raise ValueError(f"y_{name} must have shape ({len(X)},) to match X_{name}, got {y.shape}")
+    if not (np.isfinite(X).all() and np.isfinite(y).all()):
+        raise ValueError(f"X_{name} and y_{name} must be finite numbers")
+    return X, y
+
+
+def fit(model: nn.Module, X_train, y_train, *, X_test=None, y_test=None, loss: str | Objective = "bce",
+        optimizer: Optimizer | None = None, epochs: int = 50, batch_size: int = 32,
+        seed: int | np.random.Generator | None = None, engine: str | Engine = "scalar", progress: bool = True,
+        callback: Callable[[int, History], None] | None = None) -> History:
+    """Train ``model`` (one output) on ``X_train, y_train`` and return its :class:`History`.
+
+    Each epoch visits the training rows once in shuffled minibatches of ``batch_size`` (the order
+    drawn from ``seed``); each batch is ``optimizer.zero_grad()``, the engine's step (mean loss,
+    backward), ``optimizer.step()``. After each epoch, train and test loss and accuracy are
+    recorded and ``callback(epoch, history)`` is called. ``optimizer`` defaults to
+    ``SGD(model.parameters(), lr=DEFAULT_LR)``; ``loss`` is ``"bce"``, ``"mse"`` or ``"hinge"``
+    (see :func:`make_objective`).
+
+    ``progress`` shows a bar per epoch on a terminal, or a line per epoch when stderr is not one.
+    Ctrl-C (or a ``KeyboardInterrupt`` from the callback) ends training after the current batch:
+    the partial epoch is evaluated, ``history.interrupted`` is set and fit returns normally.
+    A loss that becomes NaN or infinite raises ``FloatingPointError`` (training diverged).
+    """
+    objective = _objective(loss, model)
+    eng = _engine(engine)
+    nin = getattr(model, "nin", None)
+    X_train, y_train = _check_xy("train", X_train, y_train, nin)
+    has_test = X_test is not None or y_test is not None
+    if has_test:
+        if X_test is None or y_test is None:
+            raise ValueError("pass both X_test and y_test, or neither")
+        X_test, y_test = _check_xy("test", X_test, y_test, nin)
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if optimizer is None:
+        optimizer = SGD(model.parameters(), lr=DEFAULT_LR)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    per_epoch = num_batches(len(X_train), batch_size)
+    history = History()
+    bar = _Progress(progress, epochs, per_epoch)
+    started = time.perf_counter()
+
+    def record(epoch: float) -> None:
+        history.epoch.append(epoch)
+        train = loss_and_accuracy(objective, eng.outputs(model, objective, X_train), y_train)
+        history.train_loss.append(train[0])
+        history.train_accuracy.append(train[1])
+        if has_test:
+            test = loss_and_accuracy(objective, eng.outputs(model, objective, X_test), y_test)
+            history.test_loss.append(test[0])
+            history.test_accuracy.append(test[1])
+
+    epoch, done = 0, 0
+    with _StopAtBatchEnd() as stop:
+        try:
+            for epoch in range(1, epochs + 1):
+                done = 0
+                bar.start_epoch(epoch)
+                for Xb, yb in minibatches(X_train, y_train, batch_size, seed=rng):
+                    optimizer.zero_grad()
+                    value = eng.step(model, objective, Xb, yb)
+                    if not math.isfinite(value):
+                        raise FloatingPointError(
+                            f"the loss became {value} at epoch {epoch}, batch {done + 1}: training diverged; "
+                            "try a smaller learning rate")
+                    optimizer.step()
+                    done += 1
+                    history.steps += 1
+                    bar.batch(value)
+                    if stop.requested:
+                        raise KeyboardInterrupt
+                record(epoch)
+                bar.end_epoch(str(epoch), history)
+                if callback is not None:
+                    callback(epoch, history)
+        except KeyboardInterrupt:
+            history.interrupted = True
+            bar.close()
+            partial = epoch - 1 + done / per_epoch
+            if done and (not history.epoch or history.epoch[-1] != partial):
+                record(round(partial, 3))
+                bar.end_epoch(f"{partial:.2f}", history)
+        finally:
+            bar.close()
+            history.seconds = time.perf_counter() - started
+    return history
+
+
+__all__ = [
+    "fit", "History", "Objective", "make_objective", "evaluate", "predict_proba", "loss_and_accuracy",
+    "Engine", "ENGINES", "scalar_step", "scalar_outputs", "DEFAULT_LR", "LOSSES",
+]

@@ -1,0 +1,100 @@
+"""Matplotlib pictures of training: the decision boundary, loss and accuracy curves, and the
+learning curve. Figures are built without pyplot, so they render headless (no display needed)
+and never touch the global matplotlib state.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#d62728"
+
+
+def _save(fig: Figure, path: str | os.PathLike | None, dpi: int = 120) -> Figure:
+    if path is not None:
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return fig
+
+
+def plot_decision_boundary(predict_proba: Callable[[np.ndarray], np.ndarray], X: np.ndarray, y: np.ndarray,
+                           path: str | os.PathLike | None = None, *, resolution: int = 200,
+                           radius: float | None = 0.5, title: str | None = None) -> Figure:
+    """Filled contours of ``predict_proba`` (rows of points -> P(class 1)) over [-1, 1]², its 0.5
+    level as the decision boundary, the points ``X`` coloured by their label ``y`` and, if
+    ``radius`` is given, the true circle dashed. Saved to ``path`` when given."""
+    ticks = np.linspace(-1.0, 1.0, resolution)
+    xx, yy = np.meshgrid(ticks, ticks)
+    probs = np.asarray(predict_proba(np.c_[xx.ravel(), yy.ravel()]), dtype=np.float64).reshape(xx.shape)
+
+    fig = Figure(figsize=(6, 5.4))
+    ax = fig.add_subplot()
+    filled = ax.contourf(xx, yy, probs, levels=np.linspace(0.0, 1.0, 11), cmap="RdBu", alpha=0.75)
+    if probs.min() < 0.5 < probs.max():
+        ax.contour(xx, yy, probs, levels=[0.5], colors="k", linewidths=1.5)
+    fig.colorbar(filled, ax=ax, label="P(inside)")
+    y = np.asarray(y)
+    for label, color, name in ((1.0, "#08306b", "inside (1)"), (0.0, "#67000d", "outside (0)")):
+        pts = X[y == label]
+        ax.scatter(pts[:, 0], pts[:, 1], s=9, c=color, edgecolors="white", linewidths=0.3, label=name)
+    if radius is not None:
+        t = np.linspace(0.0, 2.0 * np.pi, 256)
+        ax.plot(radius * np.cos(t), radius * np.sin(t), "--", color="0.15", linewidth=1, label="true circle")
+    ax.set(xlim=(-1, 1), ylim=(-1, 1), xlabel="x", ylabel="y", aspect="equal")
+    ax.set_title(title or "Decision boundary (black) and test points", fontsize=10)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=8, frameon=False)
+    return _save(fig, path)
+
+
+def plot_curves(history, path: str | os.PathLike | None = None) -> Figure:
+    """Loss and accuracy per epoch, train vs test, from a :class:`~tinygrad_edu.train.History`."""
+    fig = Figure(figsize=(10, 4))
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    epochs = history.epoch
+    for ax, train, test, name in ((loss_ax, history.train_loss, history.test_loss, "loss"),
+                                  (acc_ax, history.train_accuracy, history.test_accuracy, "accuracy")):
+        scale = 100.0 if name == "accuracy" else 1.0
+        ax.plot(epochs, np.asarray(train) * scale, "-o", ms=3, color=TRAIN_COLOR, label=f"train {name}")
+        if test:
+            ax.plot(epochs, np.asarray(test) * scale, "-o", ms=3, color=TEST_COLOR, label=f"test {name}")
+        ax.set(xlabel="epoch", ylabel=name + (" (%)" if scale != 1.0 else ""), title=name.capitalize())
+        ax.grid(alpha=0.3)
+        ax.legend()
+    if history.interrupted:
+        fig.suptitle("training interrupted", color=TEST_COLOR)
+    return _save(fig, path)
+
+
+def plot_learning_curve(sizes: Sequence[int], test_accuracy: Sequence[float] | Sequence[Sequence[float]],
+                        path: str | os.PathLike | None = None, *,
+                        train_accuracy: Sequence[float] | Sequence[Sequence[float]] | None = None) -> Figure:
+    """Accuracy against training-set size (log scale). Each accuracy is one number per size, or a
+    list per size (several seeds): then the mean is drawn with the min-max range shaded."""
+    fig = Figure(figsize=(6, 4.2))
+    ax = fig.add_subplot()
+    for values, color, name in ((test_accuracy, TEST_COLOR, "test"), (train_accuracy, TRAIN_COLOR, "train")):
+        if values is None:
+            continue
+        runs = [np.atleast_1d(np.asarray(v, dtype=np.float64)) * 100.0 for v in values]
+        if len(runs) != len(sizes):
+            raise ValueError(f"got {len(runs)} {name} accuracies for {len(sizes)} sizes")
+        mean = [r.mean() for r in runs]
+        ax.plot(sizes, mean, "-o", color=color, label=f"{name} accuracy")
+        if any(len(r) > 1 for r in runs):
+            ax.fill_between(sizes, [r.min() for r in runs], [r.max() for r in runs], color=color, alpha=0.2)
+        if name == "test":
+            for s, m in zip(sizes, mean):
+                ax.annotate(f"{m:.1f}%", (s, m), textcoords="offset points", xytext=(0, -14), ha="center",
+                            fontsize=8)
+    ax.set_xscale("log")
+    ax.set(xlabel="training-set size (samples)", ylabel="accuracy (%)",
+           title="More data helps: accuracy vs training-set size")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return _save(fig, path)
+
+
+__all__ = ["plot_decision_boundary", "plot_curves", "plot_learning_curve"]
