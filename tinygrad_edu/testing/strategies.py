@@ -1,0 +1,294 @@
+"""Hypothesis strategies for property-testing gradients: random expressions over the primitive table
+(with a point where every operation is smooth and well-conditioned), Values, and small MLPs.
+
+>>> from hypothesis import given
+>>> from tinygrad_edu.testing import gradcheck
+>>> from tinygrad_edu.testing.strategies import expressions
+>>> @given(expressions(n_inputs=3, max_ops=6))
+... def test_gradients(case):
+...     fn, inputs = case
+...     assert gradcheck(fn, inputs)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable, Sequence, Union
+
+try:
+    from hypothesis import assume
+    from hypothesis import strategies as st
+except ImportError as err:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "tinygrad_edu.testing.strategies needs Hypothesis: pip install 'tinygrad_edu[testing]' (or hypothesis)"
+    ) from err
+
+from .. import ops
+from ..custom import CustomPrimitive
+from ..engine import Value, apply, topological_order
+from .gradcheck import format_op
+
+#: Every intermediate result of a drawn expression stays within ±VALUE_BOUND (no overflow, and
+#: derivatives small enough for float64 central differences to resolve).
+VALUE_BOUND = 100.0
+#: Inputs of an operation with a kink (relu, abs at 0) stay at least this far from the kink.
+KINK_MARGIN = 0.05
+#: Exponents drawn for the constant power ``x ** c`` (``ops.pow_const``).
+POW_CONST_EXPONENTS = (2.0, 3.0, 0.5, -1.0, 1.5)
+
+
+def _anywhere(*xs: float) -> bool:
+    return True
+
+
+#: Where drawn points may put each built-in operation's inputs, by primitive name: inside its
+#: domain with a margin, where its derivative is well-conditioned (log and sqrt not near 0, no
+#: division by nearly 0, exp not near overflow). Kinks and the VALUE_BOUND apply on top of these.
+DOMAINS: dict[str, Callable[..., bool]] = {
+    "add": _anywhere,
+    "sub": _anywhere,
+    "mul": _anywhere,
+    "div": lambda a, b: abs(b) >= 0.25,
+    "pow": lambda a, b: 0.25 <= a <= 10.0 and abs(b) <= 3.0,
+    "neg": _anywhere,
+    "abs": _anywhere,
+    "exp": lambda x: x <= 4.0,
+    "log": lambda x: x >= 0.1,
+    "sqrt": lambda x: x >= 0.1,
+    "tanh": _anywhere,
+    "sigmoid": _anywhere,
+    "relu": _anywhere,
+    "sin": _anywhere,
+    "cos": _anywhere,
+    "sum": _anywhere,
+}
+
+
+def _pow_const_domain(c: float) -> Callable[[float], bool]:
+    if c == int(c):
+        return _anywhere if c >= 0 else (lambda x: abs(x) >= 0.25)
+    return lambda x: 0.25 <= x <= 10.0  # a fractional power needs x > 0; keep its derivative tame
+
+
+def _custom_domain(op: CustomPrimitive) -> Callable[..., bool]:
+    # Inside the declared domain, also a little to either side, so the numerical steps stay inside.
+    def inside(*xs: float) -> bool:
+        return all(op.in_domain(*(x + d for x in xs)) for d in (-0.01, 0.0, 0.01))
+    return inside
+
+
+def domain_of(op: ops.Primitive) -> Callable[..., bool]:
+    """The predicate on an operation's inputs that drawn points satisfy: :data:`DOMAINS` for a
+    built-in, the declared ``domain`` for a custom primitive, ``x ** c`` by its exponent, and
+    anywhere for other primitives (their forward rule still has to succeed)."""
+    if isinstance(op, CustomPrimitive):
+        return _custom_domain(op)
+    if op.name.startswith("**") and op.postfix is not None:
+        return _pow_const_domain(float(op.postfix.split("**")[1]))
+    return DOMAINS.get(op.name, _anywhere)
+
+
+def _smooth_at(op: ops.Primitive, xs: Sequence[float]) -> float | None:
+    """``op``'s output at ``xs`` if the point is well inside its domain, away from kinks and
+    within bounds; else None."""
+    if any(abs(x - k) < KINK_MARGIN for x in xs for k in op.kinks):
+        return None
+    if not domain_of(op)(*xs):
+        return None
+    try:
+        out = float(op.forward(ops.FLOAT_MATH, *xs))
+    except (ArithmeticError, ValueError, TypeError):
+        return None
+    return out if math.isfinite(out) and abs(out) <= VALUE_BOUND else None
+
+
+class Expression:
+    """A random expression DAG over ``n_inputs`` inputs, drawn by :func:`expressions`.
+
+    Calling it with Values (or numbers) builds the graph with the primitives of the table, shared
+    subexpressions shared; ``str()`` is the formula (``log(x0*x1 + exp(x2))``) and ``repr()`` a
+    lambda, so a shrunk Hypothesis failure reads like math.
+    """
+
+    def __init__(self, n_inputs: int, steps: Sequence[tuple[ops.Primitive, tuple[int, ...]]]):
+        if not steps:
+            raise ValueError("an Expression needs at least one operation")
+        self.n_inputs = n_inputs
+        # Keep only the steps the output (the last step) depends on.
+        live, need = [], {n_inputs + len(steps) - 1}
+        for i in range(len(steps) - 1, -1, -1):
+            if n_inputs + i in need:
+                live.append(i)
+                need.update(steps[i][1])
+        index = {n_inputs + old: n_inputs + new for new, old in enumerate(reversed(live))}
+        index.update({i: i for i in range(n_inputs)})
+        self.steps: tuple[tuple[ops.Primitive, tuple[int, ...]], ...] = tuple(
+            (steps[i][0], tuple(index[a] for a in steps[i][1])) for i in reversed(live)
+        )
+
+    @property
+    def ops(self) -> tuple[ops.Primitive, ...]:
+        """The primitives of the expression, one per node, inputs first."""
+        return tuple(op for op, _ in self.steps)
+
+    def __call__(self, *xs: Value | float) -> Value:
+        if len(xs) != self.n_inputs:
+            raise TypeError(f"this expression takes {self.n_inputs} inputs, got {len(xs)}")
+        nodes = list(xs)
+        for op, args in self.steps:
+            nodes.append(apply(op, *[nodes[a] for a in args]))
+        return nodes[-1]
+
+    def __str__(self) -> str:
+        texts = [(f"x{i}", 9) for i in range(self.n_inputs)]
+        for op, args in self.steps:
+            texts.append(format_op(op, [texts[a] for a in args]))
+        return texts[-1][0]
+
+    def __repr__(self) -> str:
+        return f"lambda {', '.join(f'x{i}' for i in range(self.n_inputs))}: {self}"
+
+
+OpLike = Union[str, ops.Primitive, Callable]
+
+#: The names of the built-in primitives (the table as ops.py defines it); "pow_const" stands for
+#: ``x ** c`` with c from :data:`POW_CONST_EXPONENTS`.
+BUILTIN_OPS = ("add", "sub", "mul", "div", "pow", "neg", "abs", "exp", "log", "sqrt", "tanh", "sigmoid",
+               "relu", "sin", "cos", "sum", "pow_const")
+
+
+def _resolve(op: OpLike) -> list[ops.Primitive]:
+    if op == "pow_const":
+        return [ops.pow_const(c) for c in POW_CONST_EXPONENTS]
+    if isinstance(op, str):
+        if op not in ops.PRIMITIVES:
+            raise ValueError(f"unknown primitive {op!r}; known: {', '.join(sorted(ops.PRIMITIVES))}, pow_const")
+        return [ops.PRIMITIVES[op]]
+    if isinstance(op, ops.Primitive):
+        return [op]
+    if callable(op) and isinstance(getattr(op, "op", None), ops.Primitive):  # made by tinygrad_edu.primitive
+        return [op.op]
+    raise TypeError(f"ops entries must be primitive names, Primitives or functions made by primitive(), got {op!r}")
+
+
+def _resolve_all(ops_: str | Iterable[OpLike] | None) -> list[ops.Primitive]:
+    if ops_ is None:
+        ops_ = BUILTIN_OPS
+    elif ops_ == "all":
+        ops_ = [*ops.PRIMITIVES, "pow_const"]
+    elif isinstance(ops_, str) or not isinstance(ops_, Iterable):
+        ops_ = [ops_]  # one name or primitive
+    table = [p for o in ops_ for p in _resolve(o)]
+    if not table:
+        raise ValueError("ops is empty: give at least one primitive")
+    return list(dict.fromkeys(table))  # drop duplicates, keep the order (Hypothesis shrinks towards the first)
+
+
+_INPUTS = st.floats(0.2, 3.0) | st.floats(-3.0, -0.2)
+
+
+def expressions(
+    n_inputs: int | st.SearchStrategy[int] = st.integers(1, 3),
+    max_ops: int = 6,
+    ops: str | Iterable[OpLike] | None = None,
+) -> st.SearchStrategy[tuple[Expression, tuple[float, ...]]]:
+    """Draw ``(fn, inputs)``: a random :class:`Expression` DAG of 1 to ``max_ops`` operations over
+    ``n_inputs`` inputs, and a point where every operation of it is smooth.
+
+    ``ops`` chooses the operations: primitive names, ``Primitive`` objects or functions made by
+    :func:`tinygrad_edu.primitive`; ``"pow_const"`` stands for ``x ** c`` (c in
+    :data:`POW_CONST_EXPONENTS`); the default is every built-in (:data:`BUILTIN_OPS`) and
+    ``"all"`` is every primitive in the table, registered custom ones included.
+
+    At the drawn point every operation's inputs are in its domain (:func:`domain_of`), at least
+    :data:`KINK_MARGIN` from a kink, and every result within ±:data:`VALUE_BOUND`. An operation
+    whose inputs would break that is skipped; a draw left with no operation is rejected.
+    Hypothesis shrinks towards fewer operations, the first of ``ops`` and the input ``x0``.
+    """
+    if not isinstance(max_ops, int) or max_ops < 1:
+        raise ValueError(f"max_ops must be an int >= 1, got {max_ops!r}")
+    if isinstance(n_inputs, int):
+        if n_inputs < 1:
+            raise ValueError(f"n_inputs must be >= 1, got {n_inputs}")
+        n_inputs = st.just(n_inputs)
+    table = _resolve_all(ops)
+
+    @st.composite
+    def draw_step(draw, vals: list[float]):
+        """One operation and its inputs (node indices), drawn as one unit so that Hypothesis can
+        delete a whole step while shrinking; None if the op is not smooth at those inputs."""
+        op = draw(st.sampled_from(table))
+        arity = op.arity if op.arity != -1 else draw(st.integers(2, 4))
+        # The first input is the newest node half the time (shrinks to a chain of compositions),
+        # any node otherwise; the others are any node. Repeats make shared subexpressions.
+        newest = len(vals) - 1
+        first = newest if not draw(st.booleans()) else draw(st.integers(0, newest))
+        args = (first, *(draw(st.integers(0, newest)) for _ in range(arity - 1)))
+        out = _smooth_at(op, [vals[a] for a in args])
+        return None if out is None else (op, args, out)
+
+    @st.composite
+    def draw_expression(draw):
+        n = draw(n_inputs)
+        point = tuple(draw(_INPUTS) for _ in range(n))
+        vals = list(point)
+        steps: list = []
+        for _ in range(draw(st.integers(1, max_ops))):
+            step = draw(draw_step(vals))
+            if step is not None:
+                steps.append(step[:2])
+                vals.append(step[2])
+        assume(steps)
+        return Expression(n, steps), point
+
+    return draw_expression()
+
+
+def values(
+    min_value: float = -10.0, max_value: float = 10.0, *, label: str = ""
+) -> st.SearchStrategy[Value]:
+    """Draw leaf ``Value``s with finite data in ``[min_value, max_value]``."""
+    return st.floats(min_value, max_value, allow_nan=False, allow_infinity=False).map(lambda x: Value(x, label=label))
+
+
+def _kinks_clear(out: Value) -> bool:
+    return all(
+        abs(p.data - k) >= KINK_MARGIN
+        for node in topological_order(out) if node.op is not None
+        for p in node.parents for k in node.op.kinks
+    )
+
+
+def mlps(
+    nin: int | st.SearchStrategy[int] = st.integers(1, 3),
+    hidden: st.SearchStrategy[list[int]] = st.lists(st.integers(1, 4), min_size=0, max_size=2),
+    activations: Sequence[str] = ("relu", "tanh", "sigmoid"),
+    output_activations: Sequence[str] = ("linear", "tanh", "sigmoid"),
+) -> st.SearchStrategy:
+    """Draw ``(model, x)``: a small :class:`tinygrad_edu.nn.MLP` with one output and weights drawn
+    in [-1, 1], and an input ``x`` (a list of ``nin`` floats in [-2, 2]) at which no ReLU's input is
+    within :data:`KINK_MARGIN` of 0. ``model(x)`` is then a ``Value`` whose gradients can be
+    checked, e.g. ``gradcheck(lambda *xs: model(list(xs)), x)``."""
+    from ..nn import MLP  # imported here: nn is optional for the other strategies
+
+    if isinstance(nin, int):
+        nin = st.just(nin)
+
+    @st.composite
+    def draw_mlp(draw):
+        n = draw(nin)
+        model = MLP(n, [*draw(hidden), 1], activation=draw(st.sampled_from(list(activations))),
+                    output_activation=draw(st.sampled_from(list(output_activations))), seed=0)
+        weight = st.floats(-1.0, 1.0)
+        model.load_state_dict({name: draw(weight) for name, _ in model.named_parameters()})
+        x = [draw(st.floats(-2.0, 2.0)) for _ in range(n)]
+        assume(_kinks_clear(model(x)))
+        return model, x
+
+    return draw_mlp()
+
+
+__all__ = [
+    "expressions", "values", "mlps", "Expression", "DOMAINS", "BUILTIN_OPS", "domain_of",
+    "VALUE_BOUND", "KINK_MARGIN", "POW_CONST_EXPONENTS",
+]
