@@ -1,0 +1,81 @@
+"""``tinygrad-edu learning-curve``: train the circle task on growing training sets and plot test
+accuracy against training-set size, the article's claim that more data helps, measured."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from .. import data
+from ..viz import plots
+from ._common import CLIError, positive_int
+from .circle import add_model_arguments, add_training_arguments, build_model, derived_seeds, fit_or_fail, prepare_out
+from .circle import size_list
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "learning-curve", help="plot test accuracy against training-set size on the circle task",
+        description="For each training-set size, train the circle task's network (same options as 'circle') "
+                    "on that many points and measure its accuracy on one fixed, separately drawn test set. "
+                    "Writes DIR/learning_curve.png and DIR/learning_curve.json. Every size trains for the "
+                    "same number of epochs, so larger sets also get more gradient steps, as in the article.")
+    parser.add_argument("--sizes", type=size_list, default=[100, 300, 1000, 3000, 5000], metavar="N,N,...",
+                        help="training-set sizes (default: 100,300,1000,3000,5000)")
+    parser.add_argument("--test-samples", type=positive_int, default=1000,
+                        help="size of the fixed test set (default: %(default)s)")
+    parser.add_argument("--repeats", type=positive_int, default=1,
+                        help="runs per size with different seeds; the plot shows their mean and range "
+                             "(default: %(default)s)")
+    add_model_arguments(parser)
+    add_training_arguments(parser)
+    parser.add_argument("--out", default="runs/circle", metavar="DIR", help="output directory (default: %(default)s)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = prepare_out(args.out)
+    sizes = sorted(set(args.sizes))
+    test_acc: list[list[float]] = [[] for _ in sizes]
+    train_acc: list[list[float]] = [[] for _ in sizes]
+    interrupted = False
+    for repeat in range(args.repeats):
+        data_seed, test_seed, init_seed, shuffle_seed = derived_seeds(args.seed + repeat)
+        # One pool per repeat: each size trains on its first n points, so larger sets contain smaller ones.
+        X_pool, y_pool = data.circle(max(sizes), seed=data_seed)
+        X_test, y_test = data.circle(args.test_samples, seed=test_seed)
+        for i, n in enumerate(sizes):
+            model, objective = build_model(args, 2, init_seed)
+            if not args.quiet:
+                print(f"training on {n} points (seed {args.seed + repeat})", file=sys.stderr, flush=True)
+            history = fit_or_fail(model, objective, X_pool[:n], y_pool[:n], args, seed=shuffle_seed,
+                                  X_test=X_test, y_test=y_test)
+            if history.interrupted:
+                interrupted = True
+                break
+            test_acc[i].append(history.test_accuracy[-1])
+            train_acc[i].append(history.train_accuracy[-1])
+        if interrupted:
+            break
+    done = [i for i in range(len(sizes)) if test_acc[i]]
+    if not done:
+        raise CLIError("interrupted before any training-set size finished; nothing to plot")
+    sizes = [sizes[i] for i in done]
+    test_acc, train_acc = [test_acc[i] for i in done], [train_acc[i] for i in done]
+    png = out / "learning_curve.png"
+    plots.plot_learning_curve(sizes, test_acc, png, train_accuracy=train_acc)
+    record = {"sizes": sizes, "test_accuracy": test_acc, "train_accuracy": train_acc, "seed": args.seed,
+              "repeats": args.repeats, "epochs": args.epochs, "test_samples": args.test_samples,
+              "interrupted": interrupted}
+    (out / "learning_curve.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    for n, accs in zip(sizes, test_acc):
+        print(f"{n:>6} training points: test accuracy {100 * float(np.mean(accs)):.2f}%")
+    if not args.quiet:
+        print(f"wrote {png}\nwrote {out / 'learning_curve.json'}", file=sys.stderr)
+    if interrupted:
+        print("interrupted; the plot shows the sizes that finished", file=sys.stderr)
+        return 130
+    return 0
