@@ -16,6 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_MARKER = "<!-- skip-test -->"
+RENDERS = ("save_graph", "animate_backward", ".render(")  # blocks that need Graphviz's `dot`
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 
 
@@ -57,8 +58,10 @@ def test_block_extraction_finds_code_markers_and_line_numbers():
 
 
 @pytest.mark.parametrize("path", files_with_code(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_markdown_code_blocks_run(path: Path, tmp_path, monkeypatch):
+def test_markdown_code_blocks_run(path: Path, tmp_path, monkeypatch, request):
     blocks = python_blocks(path.read_text(encoding="utf-8"))
+    if any(name in code for _, code, _ in blocks for name in RENDERS):
+        request.getfixturevalue("require_dot")
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": f"docs_{path.stem}"}
     try:

@@ -1,0 +1,93 @@
+"""Chapter 4: a neuron, a layer, an MLP, trained on the circle task.
+
+Trains the article's network (2 inputs, 8 ReLU units, 1 sigmoid output; SGD lr 0.1, batch 32,
+50 epochs on 4000 of 5000 points) and draws the decision boundary as it forms: a grid of
+snapshots, the same as a GIF, the final boundary with the test points, and the loss and
+accuracy curves.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib.pyplot as plt
+import numpy as np
+from PIL import Image
+
+from _common import parse_args, save
+from tinygrad_edu.data import circle, train_test_split
+from tinygrad_edu.nn import MLP
+from tinygrad_edu.optim import SGD
+from tinygrad_edu.train import fit, predict_proba
+from tinygrad_edu.viz.plots import plot_curves, plot_decision_boundary
+
+
+def draw_boundary(ax, ticks: np.ndarray, probs: np.ndarray, X: np.ndarray, y: np.ndarray, title: str) -> None:
+    """P(inside) as filled contours, its 0.5 level in black, the true circle dashed, a few points."""
+    ax.contourf(ticks, ticks, probs, levels=np.linspace(0, 1, 11), cmap="RdBu", alpha=0.75)
+    if probs.min() < 0.5 < probs.max():
+        ax.contour(ticks, ticks, probs, levels=[0.5], colors="k", linewidths=1.5)
+    t = np.linspace(0, 2 * np.pi, 200)
+    ax.plot(0.5 * np.cos(t), 0.5 * np.sin(t), "--", color="0.15", linewidth=1)
+    ax.scatter(X[:, 0], X[:, 1], s=4, c=np.where(y > 0.5, "#08306b", "#67000d"), linewidths=0)
+    ax.set(xlim=(-1, 1), ylim=(-1, 1), xticks=[], yticks=[], aspect="equal")
+    ax.set_title(title, fontsize=9)
+
+
+def main(argv=None) -> None:
+    args = parse_args(__doc__.splitlines()[0], argv)
+    n, epochs, snap_at, grid = (600, 4, [0, 1, 2, 4], 40) if args.quick else (5000, 50, [0, 1, 2, 5, 10, 20, 35, 50], 120)
+
+    X, y = circle(n, seed=0)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, seed=0)
+    model = MLP(2, [8, 1], activation="relu", output_activation="sigmoid", seed=0)
+    print(model)
+
+    ticks = np.linspace(-1, 1, grid)
+    points = np.c_[np.meshgrid(ticks, ticks)[0].ravel(), np.meshgrid(ticks, ticks)[1].ravel()]
+    snapshots: dict[int, tuple[np.ndarray, float]] = {}
+
+    def snapshot(epoch: int, history) -> None:
+        if epoch in snap_at:
+            accuracy = history.test_accuracy[-1] if history is not None else float("nan")
+            snapshots[epoch] = (predict_proba(model, points).reshape(grid, grid), accuracy)
+
+    snapshot(0, None)
+    history = fit(model, X_train, y_train, X_test=X_test, y_test=y_test, optimizer=SGD(model.parameters(), lr=0.1),
+                  epochs=epochs, batch_size=32, seed=0, callback=snapshot, progress=False)
+    print(f"after {epochs} epochs: {history.summary()}")
+
+    def title(epoch: int) -> str:
+        accuracy = snapshots[epoch][1]
+        return f"epoch {epoch}" + ("" if np.isnan(accuracy) else f": test accuracy {100 * accuracy:.1f}%")
+
+    shown_X, shown_y = X_test[:300], y_test[:300]
+    cols = 4
+    rows = len(snap_at) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.1 * rows), squeeze=False)
+    for ax, epoch in zip(axes.flat, snap_at):
+        draw_boundary(ax, ticks, snapshots[epoch][0], shown_X, shown_y, title(epoch))
+    fig.suptitle("The decision boundary (black) forming during training; the true circle dashed", fontsize=11)
+    save(fig, args.out, "ch04-boundary-forming.png", dpi=60 if args.quick else 90)
+
+    frames = []
+    for epoch in snap_at:
+        fig, ax = plt.subplots(figsize=(3.6, 3.8))
+        draw_boundary(ax, ticks, snapshots[epoch][0], shown_X, shown_y, title(epoch))
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=60 if args.quick else 80)
+        plt.close(fig)
+        frames.append(Image.open(buffer).convert("RGB"))
+    durations = [700] * (len(frames) - 1) + [2500]  # hold the final boundary
+    gif = args.out / "ch04-boundary.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    print(f"wrote {gif}")
+
+    fig = plot_decision_boundary(lambda P: predict_proba(model, P), X_test, y_test, resolution=grid,
+                                 title=f"After {epochs} epochs: test accuracy {100 * history.test_accuracy[-1]:.1f}%")
+    save(fig, args.out, "ch04-boundary.png", dpi=60 if args.quick else 100)
+    save(plot_curves(history), args.out, "ch04-curves.png", dpi=60 if args.quick else 90)
+
+
+if __name__ == "__main__":
+    main()
