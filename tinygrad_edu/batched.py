@@ -24,6 +24,7 @@ replays the graph recorded at trace time: a function that branches on its inputs
 
 from __future__ import annotations
 
+import functools
 import weakref
 from operator import attrgetter
 from typing import Any, Callable, Sequence
@@ -34,7 +35,7 @@ from . import ops
 from .engine import Value, _math_error, enable_grad, topological_order
 from .ops import FLOAT_MATH, Primitive
 
-__all__ = ["NUMPY_MATH", "NumpyMath", "Tape", "trace", "batched_step", "batched_outputs"]
+__all__ = ["NUMPY_MATH", "NumpyMath", "Tape", "trace", "batched_step", "batched_outputs", "batched_losses"]
 
 _ARITHMETIC_ERRORS = (ArithmeticError, ValueError)
 
@@ -439,8 +440,9 @@ def trace(fn: Callable[..., Value | Sequence[Value]], example: Sequence[float], 
     placeholders = [Value(v, label=f"input{i}") for i, v in enumerate(example)]
     with enable_grad():
         result = fn(*placeholders)
-    single = isinstance(result, Value)
-    outputs = [result] if single else list(result)
+    if not isinstance(result, (Value, list, tuple)):
+        raise TypeError(f"trace: fn must return a Value or a sequence of Values, got {type(result).__name__}")
+    outputs = [result] if isinstance(result, Value) else list(result)
     for i, o in enumerate(outputs):
         if not isinstance(o, Value):
             raise TypeError(f"trace: fn must return a Value or a sequence of Values; output {i} is {type(o).__name__}")
@@ -466,6 +468,7 @@ def batched_step(model, objective, Xb: np.ndarray, yb: np.ndarray) -> float:
     ``objective.sample_loss(model, x, t)`` over the rows, with its gradient added into the
     parameters' ``.grad``, as ``backward`` on the scalar graph of that mean would. The per-sample
     loss is traced once per (model, objective) and replayed."""
+    _check_traceable(objective)
     Xb = np.asarray(Xb, dtype=np.float64)
     nin = Xb.shape[1]
 
@@ -482,8 +485,31 @@ def batched_step(model, objective, Xb: np.ndarray, yb: np.ndarray) -> float:
 
 def batched_outputs(model, objective, X: np.ndarray) -> np.ndarray:
     """``objective.output(model, x)`` for every row of ``X`` through a traced tape (no gradients)."""
+    _check_traceable(objective)
     X = np.asarray(X, dtype=np.float64)
     nin = X.shape[1]
     tape = _cached_tape(model, ("outputs", objective, nin),
                         lambda: trace(lambda *xs: objective.output(model, list(xs)), X[0], model.parameters()))
     return tape.forward(X)
+
+
+@functools.lru_cache(maxsize=64)
+def _criterion_tape(objective) -> Tape:
+    return trace(objective.criterion, [0.0, 0.0], [])
+
+
+def batched_losses(objective, outputs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``objective.criterion(output, target)`` for every sample, through a traced tape."""
+    _check_traceable(objective)
+    outputs = np.asarray(outputs, dtype=np.float64).reshape(-1)
+    return _criterion_tape(objective).forward(np.stack([outputs, np.asarray(y, dtype=np.float64).reshape(-1)], axis=1))
+
+
+def _check_traceable(objective) -> None:
+    # A tape replays the graph traced from one example; this loss clips its input depending on the
+    # value (a Python branch), so one traced graph cannot stand for every sample.
+    if getattr(objective, "loss", None) == "bce" and not getattr(objective, "logit_output", True):
+        raise ValueError(
+            "the batched engine cannot replay binary cross-entropy on probabilities (it clips by value); "
+            "use the logit form (train.make_objective gives it for sigmoid and linear outputs)"
+        )

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import nn
+from . import batched, nn
 from .data import minibatches, num_batches
 from .engine import Value, no_grad
 from .optim import SGD, Optimizer
@@ -117,10 +117,17 @@ class Engine:
     name: str
     step: Callable[[nn.Module, Objective, np.ndarray, np.ndarray], float]
     outputs: Callable[[nn.Module, Objective, np.ndarray], np.ndarray]
+    #: Per-sample losses from outputs and targets, ``(objective, outputs, y) -> ndarray``; None:
+    #: :func:`loss_and_accuracy` evaluates the criterion with Values.
+    losses: Callable[[Objective, np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
 #: Engines by name (``fit(engine=...)`` and ``--engine``).
-ENGINES: dict[str, Engine] = {"scalar": Engine("scalar", scalar_step, scalar_outputs)}
+ENGINES: dict[str, Engine] = {
+    "scalar": Engine("scalar", scalar_step, scalar_outputs),
+    # The per-sample loss traced once into a tape and replayed on NumPy arrays (tinygrad_edu.batched).
+    "batched": Engine("batched", batched.batched_step, batched.batched_outputs, batched.batched_losses),
+}
 
 
 def _engine(engine: str | Engine) -> Engine:
@@ -135,10 +142,16 @@ def _objective(loss: str | Objective, model: nn.Module) -> Objective:
     return loss if isinstance(loss, Objective) else make_objective(loss, model)
 
 
-def loss_and_accuracy(objective: Objective, outputs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Mean loss and accuracy (fraction of ``proba > 0.5`` matching ``y``) from precomputed outputs."""
-    with no_grad():
-        total = math.fsum(objective.criterion(Value(o), t).data for o, t in zip(outputs.tolist(), y.tolist()))
+def loss_and_accuracy(objective: Objective, outputs: np.ndarray, y: np.ndarray,
+                      losses: Callable[[Objective, np.ndarray, np.ndarray], np.ndarray] | None = None
+                      ) -> tuple[float, float]:
+    """Mean loss and accuracy (fraction of ``proba > 0.5`` matching ``y``) from precomputed outputs;
+    ``losses`` is an engine's per-sample loss function (default: the criterion on Values)."""
+    if losses is not None:
+        total = math.fsum(losses(objective, outputs, np.asarray(y, dtype=np.float64)).tolist())
+    else:
+        with no_grad():
+            total = math.fsum(objective.criterion(Value(o), t).data for o, t in zip(outputs.tolist(), y.tolist()))
     accuracy = float(np.mean((objective.proba(outputs) > 0.5) == (np.asarray(y) > 0.5)))
     return total / len(y), accuracy
 
@@ -147,7 +160,8 @@ def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray, *, loss: str | Obje
              engine: str | Engine = "scalar") -> tuple[float, float]:
     """``(mean loss, accuracy)`` of ``model`` on ``X, y``."""
     objective = _objective(loss, model)
-    return loss_and_accuracy(objective, _engine(engine).outputs(model, objective, X), np.asarray(y))
+    eng = _engine(engine)
+    return loss_and_accuracy(objective, eng.outputs(model, objective, X), np.asarray(y), eng.losses)
 
 
 def predict_proba(model: nn.Module, X: np.ndarray, *, loss: str | Objective = "bce",
@@ -296,11 +310,11 @@ def fit(model: nn.Module, X_train, y_train, *, X_test=None, y_test=None, loss: s
 
     def record(epoch: float) -> None:
         history.epoch.append(epoch)
-        train = loss_and_accuracy(objective, eng.outputs(model, objective, X_train), y_train)
+        train = loss_and_accuracy(objective, eng.outputs(model, objective, X_train), y_train, eng.losses)
         history.train_loss.append(train[0])
         history.train_accuracy.append(train[1])
         if has_test:
-            test = loss_and_accuracy(objective, eng.outputs(model, objective, X_test), y_test)
+            test = loss_and_accuracy(objective, eng.outputs(model, objective, X_test), y_test, eng.losses)
             history.test_loss.append(test[0])
             history.test_accuracy.append(test[1])
 

@@ -64,8 +64,10 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--epochs", type=positive_int, default=50, help="passes over the training set (default: %(default)s)")
     group.add_argument("--seed", type=non_negative_int, default=0,
                        help="seeds everything: data, split, initial weights, shuffles (default: %(default)s)")
-    group.add_argument("--engine", choices=sorted(train.ENGINES), default="scalar",
-                       help="how the loss and gradients are computed (default: %(default)s)")
+    group.add_argument("--engine", choices=sorted(train.ENGINES), default="batched",
+                       help="how the loss and gradients are computed: batched replays the per-sample graph, "
+                            "traced once, on NumPy arrays (about 50x faster on the full task); scalar builds "
+                            "a graph of Values per minibatch, the reference (default: %(default)s)")
     group.add_argument("--quiet", action="store_true", help="no progress output, only the result line")
 
 

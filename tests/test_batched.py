@@ -1,0 +1,286 @@
+"""Tests of tinygrad_edu.batched: the NumPy math namespace, tracing, the grouped replay (loss and
+parameter gradients equal to the scalar engine's, and to finite differences), errors, and the
+batched engine inside train.fit and the circle command."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinygrad_edu import Value, nn, ops, train
+from tinygrad_edu import sum as vsum
+from tinygrad_edu.batched import NUMPY_MATH, Tape, batched_losses, trace
+from tinygrad_edu.ops import FLOAT_MATH
+from tinygrad_edu.testing.strategies import expressions, mlps
+
+RTOL = 1e-12
+
+
+def scalar_mean_loss(fn, rows, params):
+    """The reference: (sum of per-sample losses) / n as one scalar graph, then backward."""
+    for p in params:
+        p.grad = 0.0
+    losses = [fn(*[Value(v) for v in row]) for row in np.asarray(rows).tolist()]
+    loss = vsum(losses) / len(losses)
+    loss.backward()
+    return loss.data, [p.grad for p in params]
+
+
+def per_sample_scale(fn, rows, params):
+    """sum over samples of |d loss_i / d p| / n: the size of the terms each gradient adds up,
+    so that 'relative' means relative to them when they cancel."""
+    scale = np.zeros(len(params))
+    for row in np.asarray(rows).tolist():
+        for p in params:
+            p.grad = 0.0
+        fn(*[Value(v) for v in row]).backward()
+        scale += np.abs([p.grad for p in params])
+    return scale / len(rows)
+
+
+def assert_matches_scalar(fn, rows, params):
+    ref_loss, ref_grads = scalar_mean_loss(fn, rows, params)
+    scale = per_sample_scale(fn, rows, params)
+    tape = trace(fn, rows[0], params)
+    for p in params:
+        p.grad = 0.0
+    loss = tape.mean_backward(rows)
+    grads = [p.grad for p in params]
+    assert abs(loss - ref_loss) <= RTOL * max(abs(ref_loss), 1e-300) + 1e-300
+    for name, g, r, s in zip([p.label for p in params], grads, ref_grads, scale):
+        assert abs(g - r) <= RTOL * max(abs(r), s) + 1e-300, (name, g, r)
+
+
+# NUMPY_MATH ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["exp", "log", "sqrt", "tanh", "sigmoid", "relu", "sin", "cos", "step", "sign"])
+def test_numpy_math_matches_float_math_elementwise(name):
+    x = np.concatenate([np.linspace(-30, 30, 601), [0.0, -0.0, 1e-300, -1e-300]])
+    if name in ("log", "sqrt"):
+        x = np.abs(x) + 1e-3
+    got = getattr(NUMPY_MATH, name)(x)
+    want = np.array([getattr(FLOAT_MATH, name)(v) for v in x.tolist()])
+    np.testing.assert_allclose(got, want, rtol=1e-15, atol=0)
+
+
+def test_numpy_math_pow_where_add_n():
+    a, b = np.array([0.5, 2.0, 3.0, -2.0]), np.array([3.0, -1.5, 0.5, 3.0])
+    np.testing.assert_allclose(NUMPY_MATH.pow(a, b), [FLOAT_MATH.pow(x, y) for x, y in zip(a, b)], rtol=1e-15)
+    assert NUMPY_MATH.where(a > 1, a, -a).tolist() == [-0.5, 2.0, 3.0, 2.0]
+    assert NUMPY_MATH.add_n((a, b, a)).tolist() == [4.0, 2.5, 6.5, -1.0]
+
+
+def test_sigmoid_does_not_overflow():
+    assert NUMPY_MATH.sigmoid(np.array([-1000.0, 1000.0])).tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda: NUMPY_MATH.log(np.array([1.0, 0.0])), ValueError),
+    (lambda: NUMPY_MATH.log(np.array([-1.0])), ValueError),
+    (lambda: NUMPY_MATH.sqrt(np.array([-4.0])), ValueError),
+    (lambda: NUMPY_MATH.pow(np.array([0.0]), np.array([-1.0])), ZeroDivisionError),
+    (lambda: NUMPY_MATH.pow(np.array([-8.0]), np.array([0.5])), ValueError),
+    (lambda: NUMPY_MATH.exp(np.array([1000.0])), OverflowError),
+])
+def test_numpy_math_raises_like_the_scalar_engine(call, error):
+    with pytest.raises(error):
+        call()
+
+
+# Tracing and replay --------------------------------------------------------------------------
+
+def test_matches_closed_form_on_a_line_fit():
+    w, b = Value(2.0, "w"), Value(0.5, "b")
+    rows = np.array([[1.0, 0.0], [3.0, 1.0], [-2.0, 4.0]])
+    tape = trace(lambda x, y: (w * x + b - y) ** 2, rows[0], [w, b])
+    residual = 2.0 * rows[:, 0] + 0.5 - rows[:, 1]
+    np.testing.assert_allclose(tape.forward(rows), residual**2, rtol=1e-15)
+    assert tape.mean_backward(rows) == pytest.approx(np.mean(residual**2), rel=1e-15)
+    assert w.grad == pytest.approx(np.mean(2 * residual * rows[:, 0]), rel=1e-14)
+    assert b.grad == pytest.approx(np.mean(2 * residual), rel=1e-14)
+
+
+def test_gradients_match_central_finite_differences():
+    rng = np.random.default_rng(3)
+    model = nn.MLP(3, [4, 3, 1], activation="tanh", output_activation="sigmoid", seed=1)
+    params = model.parameters()
+    rows = np.c_[rng.uniform(-1, 1, (16, 3)), rng.random(16) < 0.5]
+    fn = lambda a, b, c, t: nn.binary_cross_entropy_with_logits(model.logits([a, b, c]), t)  # noqa: E731
+    tape = trace(fn, rows[0], params)
+    model.zero_grad()
+    tape.mean_backward(rows)
+    h = 1e-6
+    for p in params:
+        saved = p.data
+        p.data = saved + h
+        up = tape.forward(rows).mean()
+        p.data = saved - h
+        down = tape.forward(rows).mean()
+        p.data = saved
+        assert p.grad == pytest.approx((up - down) / (2 * h), rel=1e-6, abs=1e-9), p.label
+
+
+@settings(max_examples=40)
+@given(mlps(), st.integers(1, 40), st.integers(0, 2**32 - 1), st.sampled_from(["mse", "bce", "hinge"]))
+def test_random_mlps_match_the_scalar_engine(drawn, batch, seed, loss):
+    model, _ = drawn
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, (batch, model.nin))
+    y = (rng.random(batch) < 0.5).astype(float)
+    if loss == "bce":
+        fn = lambda *r: nn.binary_cross_entropy_with_logits(model.logits(list(r[:-1])), r[-1])  # noqa: E731
+    elif loss == "mse":
+        fn = lambda *r: nn.mse_loss(model(list(r[:-1])), r[-1])  # noqa: E731
+    else:
+        fn = lambda *r: nn.hinge_loss(model.logits(list(r[:-1])), r[-1])  # noqa: E731
+    assert_matches_scalar(fn, np.c_[X, y], model.parameters())
+
+
+@given(expressions(ops="all", max_ops=8), st.integers(1, 9), st.integers(0, 2**32 - 1))
+def test_every_primitive_replays_like_the_scalar_engine(drawn, batch, seed):
+    expr, point = drawn
+    params = [Value(v, label=f"p{i}") for i, v in enumerate(point)]
+    # Parameters carry the expression (its point is where every op is smooth); the per-sample
+    # input scales it, so each sample has its own loss and gradient.
+    fn = lambda s: expr(*params) * s  # noqa: E731
+    rows = np.random.default_rng(seed).uniform(0.5, 1.5, (batch, 1))
+    assert_matches_scalar(fn, rows, params)
+
+
+def test_shared_nodes_and_repeated_inputs_scatter_all_contributions():
+    a, b = Value(1.5, "a"), Value(-0.7, "b")
+
+    def fn(x, y):
+        h = a * x  # used by many consumers
+        return vsum([h * h, h * b, (h + h).tanh(), a * a * y, x * y * b, h])
+
+    rows = np.array([[0.3, 2.0], [-1.2, 0.5], [0.8, -1.0], [2.0, 0.1]])
+    assert_matches_scalar(fn, rows, [a, b])
+    # Closed form for d/da of mean(a*a*y) alone, to pin the duplicate-slot case independently.
+    tape = trace(lambda x, y: a * a * y, rows[0], [a])
+    a.grad = 0.0
+    tape.mean_backward(rows)
+    assert a.grad == pytest.approx(np.mean(2 * 1.5 * rows[:, 1]), rel=1e-15)
+
+
+def test_leaf_gradients_accumulate_and_params_are_read_live():
+    w = Value(3.0, "w")
+    unused = Value(1.0, "unused")
+    unused.grad = 5.0
+    tape = trace(lambda x: w * x, [1.0], [w, unused])
+    rows = np.array([[1.0], [3.0]])
+    w.grad = 1.0
+    tape.mean_backward(rows)
+    tape.mean_backward(rows)
+    assert w.grad == 1.0 + 2 * 2.0  # mean of x, twice, on top of what was there
+    assert unused.grad == 5.0  # not used: untouched, as backward leaves it
+    w.data = -1.0
+    assert tape.forward(rows).tolist() == [-1.0, -3.0]
+
+
+def test_constants_are_folded_and_several_outputs_are_returned():
+    w = Value(2.0, "w")
+    tape = trace(lambda x: [w * x, (Value(2.0) * 3.0).exp() + x, x * x], [1.0], [w])
+    assert isinstance(tape, Tape) and tape.num_outputs == 3
+    out = tape.forward(np.array([[1.0], [2.0]]))
+    np.testing.assert_allclose(out, [[2.0, math.exp(6) + 1, 1.0], [4.0, math.exp(6) + 2, 4.0]], rtol=1e-15)
+    w.grad = 0.0
+    tape.backward(np.array([[1.0], [2.0]]), np.array([[1.0, 7.0, 7.0], [0.5, 7.0, 7.0]]))
+    assert w.grad == 1.0 * 1.0 + 0.5 * 2.0
+
+
+def test_batch_sizes_can_change_between_calls():
+    w = Value(0.5, "w")
+    tape = trace(lambda x: (w * x).sigmoid(), [0.0], [w])
+    for n in (1, 7, 32, 7):
+        x = np.linspace(-3, 3, n)[:, None]
+        np.testing.assert_allclose(tape.forward(x), 1 / (1 + np.exp(-0.5 * x[:, 0])), rtol=1e-15)
+
+
+# Errors --------------------------------------------------------------------------------------
+
+def test_bad_inputs_and_arguments_say_what_is_wrong():
+    w = Value(1.0)
+    tape = trace(lambda x, y: w * x + y, [0.0, 0.0], [w])
+    with pytest.raises(ValueError, match=r"\(batch, 2\)"):
+        tape.forward(np.zeros((4, 3)))
+    with pytest.raises(TypeError, match="leaf Value"):
+        trace(lambda x: x, [0.0], [w * 2])
+    with pytest.raises(TypeError, match="must return a Value"):
+        trace(lambda x: 3.0, [0.0], [])
+    with pytest.raises(ValueError, match="one output"):
+        trace(lambda x: [x, x], [0.0], []).mean_backward(np.zeros((2, 1)))
+
+
+def test_domain_errors_raise_like_the_scalar_engine_naming_op_and_sample():
+    tape = trace(lambda x: x.log(), [1.0], [])
+    with pytest.raises(ValueError, match=r"sample 2.*log\(0\.0\)"):
+        tape.forward(np.array([[1.0], [2.0], [0.0]]))
+    tape = trace(lambda x, y: x / y, [1.0, 1.0], [])
+    with pytest.raises(ZeroDivisionError):
+        tape.forward(np.array([[1.0, 2.0], [1.0, 0.0]]))
+    s = Value(0.0, "s")
+    tape = trace(lambda x: (s * x).sqrt(), [1.0], [s])
+    with pytest.raises(ZeroDivisionError, match="derivative of sqrt"):
+        tape.mean_backward(np.array([[1.0]]))
+
+
+def test_overflow_to_inf_that_the_scalar_engine_allows_is_not_an_error():
+    w = Value(1e200)
+    tape = trace(lambda x: w * x, [1.0], [w])
+    assert tape.forward(np.array([[1e200], [1.0]])).tolist() == [1e200 * 1e200, 1e200]
+
+
+# train.fit and the command line --------------------------------------------------------------
+
+def circle_data(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1, 1, (n, 2))
+    return X, (np.hypot(X[:, 0], X[:, 1]) <= 0.5).astype(float)
+
+
+@pytest.mark.parametrize("loss, out_act", [("bce", "sigmoid"), ("mse", "sigmoid"), ("hinge", "tanh")])
+def test_fit_batched_follows_fit_scalar(loss, out_act):
+    X, y = circle_data()
+    histories = {}
+    for engine in ("scalar", "batched"):
+        model = nn.MLP(2, [6, 1], "relu", out_act, seed=4)
+        histories[engine] = train.fit(model, X[:150], y[:150], X_test=X[150:], y_test=y[150:], loss=loss,
+                                      epochs=3, batch_size=16, seed=9, engine=engine, progress=False)
+        histories[engine + "_params"] = [p.data for p in model.parameters()]
+    s, b = histories["scalar"], histories["batched"]
+    np.testing.assert_allclose(b.train_loss, s.train_loss, rtol=1e-9)
+    np.testing.assert_allclose(b.test_loss, s.test_loss, rtol=1e-9)
+    assert b.test_accuracy == s.test_accuracy
+    np.testing.assert_allclose(histories["batched_params"], histories["scalar_params"], rtol=1e-9, atol=1e-12)
+
+
+def test_batched_losses_match_the_criterion_on_values():
+    model = nn.MLP(2, [3, 1], output_activation="sigmoid", seed=0)
+    objective = train.make_objective("bce", model)
+    outputs, y = np.array([-40.0, -1.0, 0.0, 2.5, 40.0]), np.array([1.0, 0.0, 1.0, 1.0, 0.0])
+    want = [objective.criterion(Value(o), t).data for o, t in zip(outputs, y)]
+    np.testing.assert_allclose(batched_losses(objective, outputs, y), want, rtol=1e-14)
+    with pytest.raises(ValueError, match="logit"):
+        batched_losses(train.Objective("bce"), outputs, y)
+
+
+def test_circle_command_trains_with_the_batched_engine(tmp_path, capsys):
+    from tinygrad_edu.cli import main
+
+    code = main(["circle", "--samples", "300", "--epochs", "2", "--engine", "batched", "--quiet",
+                 "--out", str(tmp_path)])
+    assert code == 0
+    assert capsys.readouterr().out.strip().startswith("test accuracy: ")
+    assert (tmp_path / "model.json").exists()
+
+
+def test_rules_come_from_the_table():
+    """A primitive registered later is replayed with its own rules: nothing is copied."""
+    cube = ops.Primitive("cube_test_batched", 1, lambda m, x: x * x * x, lambda m, g, out, x: (g * 3.0 * x * x,))
+    from tinygrad_edu.engine import apply
+
+    w = Value(0.7, "w")
+    assert_matches_scalar(lambda x: apply(cube, w * x), np.array([[1.0], [-2.0], [0.5]]), [w])
