@@ -24,10 +24,10 @@ test: $(STAMP)
 test-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## bench: the benchmark suite (installs the bench extra)
+## bench: the benchmark suite, all tables in one run (installs the bench extra: micrograd, torch; ~4 min)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
-	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/run.py
 
 ## docs: build the documentation site with MkDocs (installs the docs extra; fails on any warning)
 docs: $(VENV)/.docs-stamp

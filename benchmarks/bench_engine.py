@@ -93,6 +93,33 @@ def chain_backward(n):
     return time.perf_counter() - t0
 
 
+def per_node_table(repeats, MicroValue):
+    """Part (1) of the suite: ours vs micrograd per node (forward, backward, bytes)."""
+    print(f"Per node, 2-8-1 MLP on a batch of 32, median of {repeats} repeats")
+    print(f"{'engine':<14}{'nodes':>8}{'fwd ns/node':>14}{'bwd ns/node':>14}{'total ns/node':>15}{'bytes/node':>12}")
+    rows = {}
+    for name, V in (("micrograd", MicroValue), ("tinygrad_edu", OurValue)):
+        nodes, f, b = time_engine(V, name, repeats)
+        mem = bytes_per_node(V, name)
+        rows[name] = (f / nodes, b / nodes, mem)
+        print(f"{name:<14}{nodes:>8}{f / nodes * 1e9:>14.0f}{b / nodes * 1e9:>14.0f}{(f + b) / nodes * 1e9:>15.0f}{mem:>12.0f}")
+    mf, mb, mm = rows["micrograd"]
+    of, ob, om = rows["tinygrad_edu"]
+    print(f"{'speed-up':<14}{'':>8}{mf / of:>13.2f}x{mb / ob:>13.2f}x{(mf + mb) / (of + ob):>14.2f}x{om / mm:>11.2f}x (memory ratio)")
+
+
+def chain_table():
+    """Part (3) of the suite: backward of 100k- vs 1M-node chains."""
+    print("Backward of a chain (y = y * c, repeated), median of 3")
+    print(f"{'nodes':>10}{'backward s':>12}{'ns/node':>10}")
+    times = {}
+    for n in (100_000, 1_000_000):
+        t = statistics.median(chain_backward(n) for _ in range(3))
+        times[n] = t
+        print(f"{n:>10}{t:>12.3f}{t / (2 * n + 1) * 1e9:>10.0f}")
+    print(f"1M / 100k time ratio: {times[1_000_000] / times[100_000]:.1f} (10.0 is linear)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
@@ -101,27 +128,9 @@ def main(argv=None):
         from micrograd.engine import Value as MicroValue
     except ImportError:
         sys.exit("micrograd is not installed: pip install -e '.[bench]'")
-
-    print(f"Per node, 2-8-1 MLP on a batch of 32, median of {args.repeats} repeats")
-    print(f"{'engine':<14}{'nodes':>8}{'fwd ns/node':>14}{'bwd ns/node':>14}{'total ns/node':>15}{'bytes/node':>12}")
-    rows = {}
-    for name, V in (("micrograd", MicroValue), ("tinygrad_edu", OurValue)):
-        nodes, f, b = time_engine(V, name, args.repeats)
-        mem = bytes_per_node(V, name)
-        rows[name] = (f / nodes, b / nodes, mem)
-        print(f"{name:<14}{nodes:>8}{f / nodes * 1e9:>14.0f}{b / nodes * 1e9:>14.0f}{(f + b) / nodes * 1e9:>15.0f}{mem:>12.0f}")
-    mf, mb, mm = rows["micrograd"]
-    of, ob, om = rows["tinygrad_edu"]
-    print(f"{'speed-up':<14}{'':>8}{mf / of:>13.2f}x{mb / ob:>13.2f}x{(mf + mb) / (of + ob):>14.2f}x{om / mm:>11.2f}x (memory ratio)")
-
-    print("\nBackward of a chain (y = y * c, repeated), median of 3")
-    print(f"{'nodes':>10}{'backward s':>12}{'ns/node':>10}")
-    times = {}
-    for n in (100_000, 1_000_000):
-        t = statistics.median(chain_backward(n) for _ in range(3))
-        times[n] = t
-        print(f"{n:>10}{t:>12.3f}{t / (2 * n + 1) * 1e9:>10.0f}")
-    print(f"1M / 100k time ratio: {times[1_000_000] / times[100_000]:.1f} (10.0 is linear)")
+    per_node_table(args.repeats, MicroValue)
+    print()
+    chain_table()
 
 
 if __name__ == "__main__":
