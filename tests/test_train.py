@@ -1,0 +1,175 @@
+"""tinygrad_edu.train: fit's history, reproducibility, the clean Ctrl-C stop, objectives and the
+engine step against finite differences; and the circle task learning on seeds 0-4 (reduced size)."""
+
+import math
+import signal
+
+import numpy as np
+import pytest
+
+from tinygrad_edu import data, nn, optim, train
+
+
+def circle_problem(seed: int, n: int = 300):
+    a, b, c, d = (int(s) for s in np.random.SeedSequence(seed).generate_state(4))
+    X, y = data.circle(n, seed=a)
+    X_tr, X_te, y_tr, y_te = data.train_test_split(X, y, 0.2, seed=b)
+    return nn.MLP(2, [8, 1], "relu", "sigmoid", seed=c), X_tr, X_te, y_tr, y_te, d
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_default_recipe_learns_the_circle_on_every_seed(seed):
+    # The default recipe (2-8-1 ReLU/sigmoid, BCE, SGD lr 0.1) at a reduced size to keep the test
+    # fast: 800 points, batch 4, 8 epochs instead of 5000, 32, 50. The full run is measured by
+    # benchmarks/bench_circle.py (docs/performance.md).
+    model, X_tr, X_te, y_tr, y_te, shuffle = circle_problem(seed, n=800)
+    initial_loss, _ = train.evaluate(model, X_te, y_te)
+    train.fit(model, X_tr, y_tr, epochs=8, batch_size=4, seed=shuffle, progress=False)
+    loss, accuracy = train.evaluate(model, X_te, y_te)
+    assert loss < 0.5 * initial_loss
+    assert accuracy >= 0.92  # the majority class alone scores about 0.80
+
+
+def test_history_shape_and_reproducibility():
+    runs = []
+    for _ in range(2):
+        model, X_tr, X_te, y_tr, y_te, shuffle = circle_problem(0, n=100)
+        h = train.fit(model, X_tr, y_tr, X_test=X_te, y_test=y_te, epochs=3, batch_size=16, seed=shuffle,
+                      progress=False)
+        runs.append((h, model.state_dict()))
+    (h, state), (h2, state2) = runs
+    assert h.epoch == [1, 2, 3] and len(h.train_loss) == len(h.test_accuracy) == 3
+    assert h.steps == 3 * math.ceil(80 / 16) and not h.interrupted and h.seconds > 0
+    assert h.to_dict()["test_loss"] == h.test_loss
+    assert state == state2 and h.test_loss == h2.test_loss
+    # the recorded metrics are those of the final model
+    loss, acc = train.evaluate(model_from(state), X_te, y_te)
+    assert loss == pytest.approx(h.test_loss[-1], rel=1e-12) and acc == h.test_accuracy[-1]
+
+
+def model_from(state):
+    model = nn.MLP(2, [8, 1], "relu", "sigmoid", seed=0)
+    model.load_state_dict(state)
+    return model
+
+
+def test_keyboard_interrupt_from_callback_returns_history():
+    model, X_tr, _, y_tr, _, _ = circle_problem(1, n=100)
+
+    def stop_at_two(epoch, history):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    h = train.fit(model, X_tr, y_tr, epochs=10, batch_size=16, seed=0, progress=False, callback=stop_at_two)
+    assert h.interrupted and h.epoch == [1, 2] and h.steps == 2 * 5 and h.test_loss == []
+
+
+def test_ctrl_c_stops_after_the_current_batch():
+    model, X_tr, X_te, y_tr, y_te, _ = circle_problem(2, n=100)
+    calls = []
+
+    def step(model, objective, Xb, yb):
+        calls.append(len(Xb))
+        value = train.scalar_step(model, objective, Xb, yb)
+        if len(calls) == 7:  # in the middle of epoch 2 (5 batches per epoch)
+            signal.raise_signal(signal.SIGINT)
+        return value
+
+    engine = train.Engine("interrupting", step, train.scalar_outputs)
+    before = model.state_dict()
+    h = train.fit(model, X_tr, y_tr, X_test=X_te, y_test=y_te, epochs=5, batch_size=16, seed=0,
+                  engine=engine, progress=False)
+    assert h.interrupted and h.steps == 7 == len(calls)
+    assert h.epoch == [1, 1.4]  # the partial epoch is evaluated too
+    assert model.state_dict() != before
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_scalar_step_gradient_matches_finite_differences():
+    model = nn.MLP(2, [3, 1], "tanh", "sigmoid", seed=4)
+    Xb, yb = np.array([[0.3, -0.5], [-0.8, 0.1], [0.6, 0.6]]), np.array([1.0, 0.0, 1.0])
+    objective = train.make_objective("bce", model)
+    model.zero_grad()
+    value = train.scalar_step(model, objective, Xb, yb)
+
+    def batch_loss():
+        p = 1 / (1 + np.exp(-np.array([model.logits(list(x)).data for x in Xb])))
+        return float(np.mean(-(yb * np.log(p) + (1 - yb) * np.log(1 - p))))
+
+    assert value == pytest.approx(batch_loss(), rel=1e-12)
+    for p in model.parameters():
+        old, h = p.data, 1e-6
+        p.data = old + h
+        up = batch_loss()
+        p.data = old - h
+        down = batch_loss()
+        p.data = old
+        assert p.grad == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-9)
+
+
+def test_objectives():
+    sig = nn.MLP(2, [2, 1], output_activation="sigmoid", seed=0)
+    lin = nn.MLP(2, [2, 1], output_activation="linear", seed=0)
+    tanh = nn.MLP(2, [2, 1], output_activation="tanh", seed=0)
+    bce = train.make_objective("bce", sig)
+    assert bce.from_logits and bce.logit_output
+    x = [0.2, 0.4]
+    assert bce.output(sig, x).data == sig.logits(x).data
+    np.testing.assert_allclose(bce.proba(np.array([0.0, 2.0, -800.0])), [0.5, 1 / (1 + math.exp(-2)), 0.0])
+    assert not train.make_objective("bce", lin).from_logits
+    hinge = train.make_objective("hinge", tanh)
+    np.testing.assert_allclose(hinge.proba(np.array([-3.0, 0.0, 0.5])), [0.0, 0.5, 0.75])
+    np.testing.assert_allclose(train.make_objective("mse", sig).proba(np.array([-0.1, 0.3, 1.2])), [0, 0.3, 1])
+    with pytest.raises(ValueError, match="hinge loss needs a raw score"):
+        train.make_objective("hinge", sig)
+    with pytest.raises(ValueError, match="binary cross-entropy needs a sigmoid"):
+        train.make_objective("bce", tanh)
+    with pytest.raises(ValueError, match="unknown loss 'l1'"):
+        train.make_objective("l1", sig)
+
+
+@pytest.mark.parametrize("loss,out_act,opt", [("mse", "sigmoid", "sgd"), ("hinge", "linear", "adam")])
+def test_other_losses_and_optimizers_reduce_the_loss(loss, out_act, opt):
+    model = nn.MLP(2, [8, 1], "relu", out_act, seed=0)
+    X, y = data.circle(120, seed=1)
+    optimizer = optim.Adam(model.parameters(), lr=0.02) if opt == "adam" else optim.SGD(model.parameters(), lr=0.3)
+    initial_loss, _ = train.evaluate(model, X, y, loss=loss)
+    h = train.fit(model, X, y, loss=loss, optimizer=optimizer, epochs=6, batch_size=8, seed=0, progress=False)
+    assert h.train_loss[-1] < 0.7 * initial_loss
+
+
+def test_predict_proba_and_evaluate_agree_with_the_model():
+    model = nn.MLP(2, [4, 1], "relu", "sigmoid", seed=0)
+    X = np.array([[0.1, 0.2], [-0.5, 0.9]])
+    probs = train.predict_proba(model, X)
+    np.testing.assert_allclose(probs, [model(list(x)).data for x in X], rtol=1e-14)
+    y = (probs > 0.5).astype(float)
+    assert train.evaluate(model, X, y)[1] == 1.0 and train.evaluate(model, X, 1 - y)[1] == 0.0
+
+
+def test_progress_lines_when_not_a_terminal(capsys):
+    model, X_tr, X_te, y_tr, y_te, _ = circle_problem(0, n=60)
+    train.fit(model, X_tr, y_tr, X_test=X_te, y_test=y_te, epochs=2, batch_size=16, seed=0, progress=True)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and err[1].startswith("epoch 2/2: train loss") and "test loss" in err[1]
+    train.fit(model, X_tr, y_tr, epochs=1, seed=0, progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_divergence_and_bad_arguments():
+    model = nn.MLP(2, [4, 1], "relu", "linear", seed=0)
+    X, y = data.circle(64, seed=0)
+    with pytest.raises((FloatingPointError, OverflowError)):
+        train.fit(model, X * 1e150, y, loss="mse", optimizer=optim.SGD(model.parameters(), lr=1e10), epochs=3,
+                  progress=False)
+    fresh = nn.MLP(2, [4, 1], seed=0)
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        train.fit(fresh, X, y, epochs=0)
+    with pytest.raises(ValueError, match="3 features but the model takes 2"):
+        train.fit(fresh, np.zeros((4, 3)), np.zeros(4))
+    with pytest.raises(ValueError, match=r"y_train must have shape \(64,\)"):
+        train.fit(fresh, X, y[:10])
+    with pytest.raises(ValueError, match="unknown engine"):
+        train.fit(fresh, X, y, engine="gpu")
+    with pytest.raises(ValueError, match="both X_test and y_test"):
+        train.fit(fresh, X, y, X_test=X)
