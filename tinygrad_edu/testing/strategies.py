@@ -214,15 +214,17 @@ def expressions(
     table = _resolve_all(ops)
 
     @st.composite
-    def draw_step(draw, vals: list[float]):
+    def draw_step(draw, vals: list[float], n_in: int):
         """One operation and its inputs (node indices), drawn as one unit so that Hypothesis can
         delete a whole step while shrinking; None if the op is not smooth at those inputs."""
         op = draw(st.sampled_from(table))
         arity = op.arity if op.arity != -1 else draw(st.integers(2, 4))
-        # The first input is the newest node half the time (shrinks to a chain of compositions),
-        # any node otherwise; the others are any node. Repeats make shared subexpressions.
+        # Once there is a step, the first input is the newest node half the time (shrinks to a
+        # chain of compositions); any node otherwise (shrinks to x0). Repeats make shared
+        # subexpressions.
         newest = len(vals) - 1
-        first = newest if not draw(st.booleans()) else draw(st.integers(0, newest))
+        chain = len(vals) > n_in and not draw(st.booleans())
+        first = newest if chain else draw(st.integers(0, newest))
         args = (first, *(draw(st.integers(0, newest)) for _ in range(arity - 1)))
         out = _smooth_at(op, [vals[a] for a in args])
         return None if out is None else (op, args, out)
@@ -234,7 +236,7 @@ def expressions(
         vals = list(point)
         steps: list = []
         for _ in range(draw(st.integers(1, max_ops))):
-            step = draw(draw_step(vals))
+            step = draw(draw_step(vals, n))
             if step is not None:
                 steps.append(step[:2])
                 vals.append(step[2])

@@ -1,0 +1,203 @@
+"""The Hypothesis strategies: expressions() draws well-formed DAGs at smooth points that print as
+the math they compute; values() and mlps(); and the proof that a property test over expressions()
+catches a wrong derivative and shrinks it to a one-operation formula."""
+
+import builtins
+import math
+
+import pytest
+from hypothesis import HealthCheck, find, given, settings
+from hypothesis import strategies as st
+
+from tinygrad_edu import Value, grad, ops, primitive
+from tinygrad_edu.engine import topological_order
+from tinygrad_edu.testing import GradcheckError, gradcheck
+from tinygrad_edu.testing.strategies import (
+    BUILTIN_OPS,
+    KINK_MARGIN,
+    VALUE_BOUND,
+    Expression,
+    expressions,
+    mlps,
+    values,
+)
+
+cube = primitive("st_cube", lambda x: x**3, lambda x: 3 * x * x)
+# Wrong on purpose: d/dx x^2 is 2x, not 2x + 0.1.
+wrong_square = primitive("st_wrong_square", lambda x: x * x, lambda x: 2 * x + 0.1)
+half_log = primitive("st_half_log", lambda x: 0.5 * math.log(x), lambda x: 0.5 / x, domain=(1.0, 2.0))
+
+# Names a printed formula may use, as plain-float math (independent of the engine).
+MATH = {
+    "exp": math.exp, "log": math.log, "sqrt": math.sqrt, "tanh": math.tanh, "sin": math.sin, "cos": math.cos,
+    "sigmoid": lambda x: 1 / (1 + math.exp(-x)), "relu": lambda x: max(x, 0.0), "abs": builtins.abs,
+    "sum": lambda *xs: builtins.sum(xs), "st_cube": lambda x: x**3,
+}
+SMALL = settings(max_examples=30, database=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@given(expressions(n_inputs=st.integers(1, 4), max_ops=8, ops=[*BUILTIN_OPS, cube]))
+def test_a_drawn_expression_prints_the_math_it_computes(case):
+    fn, inputs = case
+    assert isinstance(fn, Expression)
+    expected = eval(str(fn), dict(MATH), {f"x{i}": x for i, x in enumerate(inputs)})  # noqa: S307
+    assert fn(*inputs).data == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    assert repr(fn) == f"lambda {', '.join(f'x{i}' for i in range(len(inputs)))}: {fn}"
+
+
+@given(expressions(n_inputs=3, max_ops=8))
+def test_the_point_is_smooth_and_bounded_for_every_operation(case):
+    fn, inputs = case
+    xs = [Value(x) for x in inputs]
+    out = fn(*xs)
+    for node in topological_order(out):
+        assert math.isfinite(node.data) and abs(node.data) <= VALUE_BOUND
+        if node.op is None:
+            continue
+        args = [p.data for p in node.parents]
+        name = node.op.name
+        if name in ("relu", "abs"):
+            assert abs(args[0]) >= KINK_MARGIN
+        if name in ("log", "sqrt"):
+            assert args[0] > 0
+        if name == "div":
+            assert args[1] != 0
+        if name == "pow":
+            assert args[0] > 0
+        if name == "exp":
+            assert args[0] <= 50
+
+
+@given(expressions(n_inputs=2, max_ops=5))
+def test_every_step_is_used_by_the_output(case):
+    fn, inputs = case
+    xs = [Value(x) for x in inputs]
+    nodes = [n for n in topological_order(fn(*xs)) if n.op is not None]
+    assert len(nodes) == len(fn.steps) == len(fn.ops)
+
+
+def test_shared_subexpressions_are_drawn():
+    shared = []
+
+    @settings(max_examples=100, database=None)
+    @given(expressions(n_inputs=2, max_ops=6))
+    def collect(case):
+        fn, _ = case
+        uses = [a for _, args in fn.steps for a in set(args) if a >= fn.n_inputs]  # uses of step results
+        if len(uses) > len(set(uses)):
+            shared.append(fn)
+
+    collect()
+    assert len(shared) >= 5
+
+
+def test_custom_primitives_are_drawn_inside_their_domain():
+    seen = []
+
+    @SMALL
+    @given(expressions(n_inputs=1, max_ops=3, ops=[half_log, "add"]))
+    def check(case):
+        fn, inputs = case
+        for op, args in fn.steps:
+            if op is half_log.op:
+                seen.append(op)
+        assert gradcheck(fn, inputs)
+
+    check()
+    assert seen, "the custom primitive was never drawn"
+
+
+def test_which_primitives_are_drawn():
+    def names(ops_, n=120):
+        found = set()
+
+        @settings(max_examples=n, database=None, suppress_health_check=list(HealthCheck))
+        @given(expressions(n_inputs=2, max_ops=6, ops=ops_))
+        def collect(case):
+            found.update(op.name for op in case[0].ops)
+
+        collect()
+        return found
+
+    default = names(None)
+    assert not any(name.startswith("st_") for name in default)  # custom ones only when asked
+    assert {"add", "mul", "exp", "log", "tanh"} <= default
+    assert names(["exp", "sin"]) <= {"exp", "sin"}
+    assert "st_cube" in names("all", 300)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(ops=["nope"]), ValueError, "unknown primitive 'nope'"),
+        (dict(ops=[]), ValueError, "ops is empty"),
+        (dict(ops=[3.5]), TypeError, "ops entries must be"),
+        (dict(max_ops=0), ValueError, "max_ops must be an int >= 1"),
+        (dict(n_inputs=0), ValueError, "n_inputs must be >= 1"),
+    ],
+)
+def test_bad_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        expressions(**kwargs)
+
+
+def test_an_expression_checks_its_number_of_inputs():
+    fn = Expression(2, [(ops.PRIMITIVES["mul"], (0, 1))])
+    assert str(fn) == "x0*x1"
+    with pytest.raises(TypeError, match="takes 2 inputs, got 1"):
+        fn(Value(1.0))
+
+
+@given(values(-3.0, 2.0, label="w"))
+def test_values_are_leaves_in_range(v):
+    assert isinstance(v, Value) and v.is_leaf and v.label == "w"
+    assert -3.0 <= v.data <= 2.0
+
+
+@settings(max_examples=40)
+@given(mlps())
+def test_mlp_gradients_with_respect_to_inputs_and_parameters(case):
+    model, x = case
+    assert gradcheck(lambda *xs: model(list(xs)), x)
+    # Parameters: the engine's gradient against central differences on each weight's data.
+    params = model.parameters()
+    analytic = [g.data for g in grad(model(x), params)]
+    for p, a in zip(params, analytic):
+        h, saved = 1e-6, p.data
+        p.data = saved + h
+        up = model(x).data
+        p.data = saved - h
+        down = model(x).data
+        p.data = saved
+        assert a == pytest.approx((up - down) / (2 * h), rel=1e-3, abs=1e-5)
+
+
+# Proof that it can fail: a primitive with a wrong derivative is caught, and shrunk.
+
+
+def test_gradcheck_catches_the_wrong_derivative():
+    with pytest.raises(GradcheckError, match="st_wrong_square"):
+        gradcheck(lambda a: wrong_square(a), [1.0])
+
+
+def test_a_property_test_over_expressions_catches_it_and_reports_a_short_formula():
+    @settings(max_examples=200, database=None)
+    @given(expressions(n_inputs=3, max_ops=6, ops=["add", "mul", "exp", "tanh", "sin", wrong_square]))
+    def property_test(case):
+        fn, inputs = case
+        gradcheck(fn, inputs)
+
+    with pytest.raises(GradcheckError) as info:
+        property_test()
+    notes = "\n".join(getattr(info.value, "__notes__", []))
+    assert "case=(lambda x0, x1, x2: st_wrong_square(x0), " in notes
+
+
+def test_hypothesis_shrinks_the_failure_to_one_operation():
+    fn, inputs = find(
+        expressions(n_inputs=3, max_ops=8, ops=["add", "mul", "sin", "tanh", "exp", wrong_square]),
+        lambda case: not gradcheck(*case, raise_exception=False),
+        settings=settings(database=None, max_examples=500),
+    )
+    assert str(fn) == "st_wrong_square(x0)"
+    assert len(inputs) == 3
