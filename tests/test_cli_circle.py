@@ -1,0 +1,143 @@
+"""The ``circle``, ``predict`` and ``learning-curve`` subcommands, run in-process at small sizes:
+outputs, the result line, Ctrl-C, and one-line errors with exit code 2 for bad input."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from tinygrad_edu import train
+from tinygrad_edu.cli import main
+from tinygrad_edu.serialize import load_checkpoint
+
+SMALL = ["--samples", "200", "--epochs", "2", "--quiet"]
+
+
+def run_cli(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exit:  # argparse errors
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_circle_writes_outputs_and_ends_with_the_accuracy_line(tmp_path, capsys):
+    out_dir = tmp_path / "run"
+    code, out, err = run_cli(["circle", *SMALL, "--out", str(out_dir), "--seed", "3"], capsys)
+    assert code == 0 and err == ""
+    last = out.strip().splitlines()[-1]
+    assert re.fullmatch(r"test accuracy: \d{1,3}\.\d\d%", last)
+    for name in ("decision_boundary.png", "curves.png", "model.json"):
+        assert (out_dir / name).stat().st_size > 0
+    checkpoint = load_checkpoint(out_dir / "model.json")
+    assert checkpoint.model.config() == {"nin": 2, "sizes": [8, 1], "activation": "relu",
+                                         "output_activation": "sigmoid"}
+    meta = checkpoint.metadata
+    assert meta["seed"] == 3 and meta["loss"] == "bce" and len(meta["history"]["epoch"]) == 2
+    assert last == f"test accuracy: {100 * meta['test_accuracy']:.2f}%"
+
+    # same seed, same model
+    code, out2, _ = run_cli(["circle", *SMALL, "--out", str(tmp_path / "again"), "--seed", "3"], capsys)
+    again = json.loads((tmp_path / "again" / "model.json").read_text())["parameters"]
+    assert again == json.loads((out_dir / "model.json").read_text())["parameters"] and out2 == out
+
+    # predict prints the saved model's probability
+    model = checkpoint.model
+    code, out, err = run_cli(["predict", "--model", str(out_dir / "model.json"), "0.1", "-0.2"], capsys)
+    assert code == 0 and float(out) == pytest.approx(model([0.1, -0.2]).data, abs=1e-6)
+
+
+def test_circle_progress_lines_and_options(tmp_path, capsys):
+    code, out, err = run_cli(["circle", "--samples", "100", "--epochs", "2", "--hidden", "4,3", "--activation",
+                              "tanh", "--optimizer", "adam", "--lr", "0.01", "--out", str(tmp_path)], capsys)
+    assert code == 0
+    assert "MLP 2-4-3-1 (tanh, sigmoid)" in err and "Adam(lr=0.01" in err
+    assert "epoch 2/2: train loss" in err and "wrote" in err
+
+
+def test_circle_interrupted_still_writes_everything(tmp_path, capsys, monkeypatch):
+    real_fit = train.fit
+
+    def fit_interrupted_after_one_epoch(*args, **kwargs):
+        def stop(epoch, history):
+            raise KeyboardInterrupt
+
+        return real_fit(*args, **kwargs, callback=stop)
+
+    monkeypatch.setattr(train, "fit", fit_interrupted_after_one_epoch)
+    code, out, err = run_cli(["circle", *SMALL, "--out", str(tmp_path)], capsys)
+    assert code == 130
+    assert "interrupted after 1 of 2 epochs; outputs written" in err
+    assert out.startswith("test accuracy: ")
+    assert all((tmp_path / n).exists() for n in ("decision_boundary.png", "curves.png", "model.json"))
+    assert load_checkpoint(tmp_path / "model.json").metadata["interrupted"] is True
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--samples", "0"], "--samples: must be >= 1"),
+    (["--samples", "-5"], "--samples: must be >= 1"),
+    (["--batch-size", "0"], "--batch-size: must be >= 1"),
+    (["--lr", "-1"], "--lr: must be > 0.0"),
+    (["--epochs", "0"], "--epochs: must be >= 1"),
+    (["--activation", "swish"], "invalid choice: 'swish'"),
+    (["--test-size", "1.5"], "must be between 0 and 1"),
+    (["--samples", "1"], "no training or no test data"),
+    (["--loss", "hinge"], "hinge loss needs a raw score"),
+    (["--nesterov"], "--nesterov needs --momentum > 0"),
+    (["--engine", "gpu"], "invalid choice: 'gpu'"),
+])
+def test_circle_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
+    code, out, err = run_cli(["circle", "--quiet", "--out", str(tmp_path), *args], capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_circle_unwritable_out(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code, out, err = run_cli(["circle", *SMALL, "--out", str(blocker / "run")], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "cannot write to --out" in err
+
+
+def test_circle_help_explains_the_learning_rate(capsys):
+    code, out, _ = run_cli(["circle", "--help"], capsys)
+    assert code == 0 and "0.01" in out and "85%" in out and "99%" in out
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"format": "tinygrad_edu.mlp", "vers', "not valid JSON"),
+    ('{"format": "tinygrad_edu.mlp", "version": 1, "architecture": {"nin": 2, "sizes": [1], "activation": "relu", '
+     '"output_activation": "sigmoid"}, "parameters": {"layers.0.neurons.0.w.0": 1.0}}', "needs 3"),
+    ("\x00\xff", "not"),
+])
+def test_predict_bad_model_file(tmp_path, capsys, content, message):
+    path = tmp_path / "model.json"
+    path.write_bytes(content.encode("latin-1"))
+    code, out, err = run_cli(["predict", "--model", str(path), "0", "0"], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_predict_missing_file_and_wrong_point(tmp_path, capsys):
+    code, _, err = run_cli(["predict", "--model", str(tmp_path / "nope.json"), "0", "0"], capsys)
+    assert code == 2 and "nope.json" in err and len(err.strip().splitlines()) == 1
+    code, _, _ = run_cli(["circle", *SMALL, "--out", str(tmp_path)], capsys)
+    code, _, err = run_cli(["predict", "--model", str(tmp_path / "model.json"), "0.5"], capsys)
+    assert code == 2 and "takes 2 coordinates, got 1" in err
+    code, _, err = run_cli(["predict", "--model", str(tmp_path / "model.json"), "0.5", "nan"], capsys)
+    assert code == 2 and "finite" in err
+
+
+def test_learning_curve(tmp_path, capsys):
+    code, out, err = run_cli(["learning-curve", "--sizes", "40,120", "--test-samples", "100", "--epochs", "2",
+                              "--quiet", "--out", str(tmp_path)], capsys)
+    assert code == 0 and err == ""
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].lstrip().startswith("40 training points: test accuracy")
+    record = json.loads((tmp_path / "learning_curve.json").read_text())
+    assert record["sizes"] == [40, 120] and len(record["test_accuracy"]) == 2
+    assert (tmp_path / "learning_curve.png").stat().st_size > 0
+    assert np.all(np.array(record["test_accuracy"]) <= 1.0)
+    code, _, err = run_cli(["learning-curve", "--sizes", "10,0", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "positive integers" in err
