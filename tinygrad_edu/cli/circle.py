@@ -21,7 +21,7 @@ from ._common import CLIError, fraction, non_negative_float, non_negative_int, p
 
 LR_HELP = (
     "learning rate (default: %(default)s). Why 0.1 and not Keras's SGD default 0.01, which the article "
-    "uses: with plain SGD, batch 32 and 50 epochs, 0.01 is still on its way down and stops near 90%% test "
+    "uses: with plain SGD, batch 32 and 50 epochs, 0.01 is still on its way down and stops near 85%% test "
     "accuracy, while 0.1 reaches about 99%% on seeds 0-4 (measured; see docs/performance.md)"
 )
 
