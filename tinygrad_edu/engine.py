@@ -181,6 +181,12 @@ class Value:
         for node in topological_order(self):
             node.grad = 0.0
 
+    def draw(self, **kwargs):
+        """Shortcut for tinygrad_edu.viz.draw_graph(self, ...)."""
+        from .viz.graph import draw_graph  # lazy: graphviz is only needed for pictures
+
+        return draw_graph(self, **kwargs)
+
 
 def _data(x) -> float:
     return x.data if type(x) is Value else x

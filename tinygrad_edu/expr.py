@@ -19,7 +19,7 @@ from .engine import Value
 #: Longest accepted expression text, in characters.
 MAX_LENGTH = 2000
 #: Deepest accepted nesting of the syntax tree (``((((x))))`` does not count, ``-(-(-x))`` does).
-MAX_DEPTH = 50
+MAX_DEPTH = 200
 #: Largest accepted magnitude of a constant exponent, as in ``x ** 3``.
 MAX_EXPONENT = 1000.0
 

@@ -1,0 +1,102 @@
+"""``tinygrad-edu graph``: draw the computation graph of an expression after backward, with its
+gradient flow, e.g. ``tinygrad-edu graph "tanh(x*w + b)" --set x=0.5 --set w=-1.5 --set b=0.2``."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from pathlib import Path
+
+from ..expr import ExpressionError, UndefinedVariableError, compile_expression
+from ._common import CLIError
+
+_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv")
+
+
+def _assignment(text: str) -> tuple[str, float]:
+    """``NAME=NUMBER`` for --set."""
+    name, sep, number = text.partition("=")
+    name = name.strip()
+    if not sep or not re.fullmatch(r"[A-Za-z]\w*", name):
+        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER (like x=0.5), got {text!r}")
+    try:
+        value = float(number)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the value of {name} must be a number, got {number.strip()!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"the value of {name} must be a finite number, got {number.strip()!r}")
+    return name, value
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "graph",
+        help="draw an expression's computation graph and its gradient flow",
+        description=(
+            "Evaluate an arithmetic expression (numbers, variables, + - * / **, and functions such as "
+            "tanh, exp, log, relu, sigmoid), run backward, and draw the graph with Graphviz: edge colour "
+            "and width show the gradient flowing along each edge. The format follows the --out suffix."
+        ),
+    )
+    parser.add_argument("expression", help='the expression, e.g. "tanh(x*w + b)"')
+    parser.add_argument("--set", dest="assignments", metavar="NAME=VALUE", action="append", default=[],
+                        type=_assignment, help="give a variable its value (repeat for each variable)")
+    parser.add_argument("--out", type=Path, default=Path("graph.svg"),
+                        help="output file: .svg, .png, .pdf, or .dot for the DOT source (default: graph.svg)")
+    parser.add_argument("--animate", type=Path, metavar="GIF", help="also save backprop, step by step, as this GIF")
+    parser.add_argument("--rankdir", choices=("LR", "TB", "RL", "BT"), default="LR",
+                        help="layout direction: LR (left to right, default) or TB (top to bottom)")
+    parser.add_argument("--no-backward", action="store_true", help="draw the forward pass only (data, no gradients)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..viz.animate import animate_backward
+    from ..viz.graph import GraphTooLargeError, GraphvizNotFoundError, draw_graph, save_graph
+
+    if args.out.suffix.lower() not in _SUFFIXES:
+        raise CLIError(f"cannot tell the format from --out {args.out}: use a name ending in .svg, .png, .pdf or .dot")
+    if args.animate is not None and args.animate.suffix.lower() != ".gif":
+        raise CLIError(f"--animate writes a GIF: use a name ending in .gif, got {args.animate}")
+    values: dict[str, float] = {}
+    for name, value in args.assignments:
+        if name in values:
+            raise CLIError(f"--set {name} is given twice")
+        values[name] = value
+    try:
+        expression = compile_expression(args.expression)
+    except ExpressionError as err:
+        raise CLIError(f"cannot use the expression: {err}") from None
+    unused = sorted(set(values) - set(expression.variables))
+    if unused:
+        raise CLIError(f"--set {', '.join(unused)}: not used in the expression (its variables: "
+                       f"{', '.join(expression.variables) or 'none'})")
+    try:
+        out = expression.evaluate(values)
+        if not args.no_backward:
+            out.backward()
+    except UndefinedVariableError as err:
+        raise CLIError(f"no value for {', '.join(err.names)}: give each with --set NAME=VALUE") from None
+    except (ArithmeticError, ValueError) as err:
+        raise CLIError(f"cannot evaluate {args.expression!r}: {err}") from None
+
+    print(f"{args.expression} = {out.data:.6g}")
+    if not args.no_backward and expression.variables:
+        leaves = _leaves_by_label(out)
+        print("  " + "  ".join(f"d/d{name} = {leaves[name].grad:.6g}" for name in expression.variables if name in leaves))
+    try:
+        save_graph(draw_graph(out, rankdir=args.rankdir), args.out)
+        print(f"wrote {args.out}")
+        if args.animate is not None:
+            animate_backward(out, args.animate, rankdir=args.rankdir)
+            print(f"wrote {args.animate}")
+    except (GraphvizNotFoundError, GraphTooLargeError) as err:
+        raise CLIError(str(err)) from None
+    return 0
+
+
+def _leaves_by_label(root) -> dict:
+    from ..viz.graph import collect_values
+
+    return {v.label: v for v in collect_values(root) if v.is_leaf and v.label}

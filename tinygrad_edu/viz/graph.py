@@ -1,0 +1,604 @@
+"""Draw a computation graph with Graphviz: a record per ``Value`` (label, data, grad), a small
+node per operation, and edges whose colour and width show how much gradient flows along them.
+
+Gradient flow along an edge ``parent -> op`` is ``|the parent's share of the op's VJP applied to the
+output's grad|``, read from the primitive table (:mod:`tinygrad_edu.ops`); along ``op -> output``
+it is ``|output.grad|``. Big graphs (an MLP over a batch) can be clustered by module, using the
+parameter names of :mod:`tinygrad_edu.nn` (``layers.0.neurons.3.w.1``), or collapsed to one box per
+neuron or layer.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable, Iterable, Literal, Mapping
+
+import graphviz
+
+from ..engine import Value
+from ..ops import FLOAT_MATH
+
+#: A leaf whose label looks like this (a dotted module path) is a parameter, e.g. ``layers.0.neurons.3.w.1``.
+PARAMETER_NAME = re.compile(r"^(?:[A-Za-z_]\w*|\d+)(?:\.(?:[A-Za-z_]\w*|\d+))+$")
+
+INSTALL_HINT = "install Graphviz (apt-get install graphviz, or brew install graphviz)"
+RENDER_FORMATS = ("svg", "png", "pdf")
+
+# Colours. Fills say what a node is; a border says whether its gradient is healthy.
+FILL = {"parameter": "#dff0d8", "input": "#d9e8fb", "constant": "#f2f2f2", "operation": "#ffffff"}
+VANISHING_COLOR = "#3b6fd6"
+EXPLODING_COLOR = "#d62728"
+ZERO_FLOW_COLOR = "#c8c8c8"
+OP_FILL = "#fff6d5"
+HIGHLIGHT_COLOR = "#ff8c00"
+PENDING_COLOR = "#e4e4e4"
+# The flow colour scale, from little gradient (pale) to much (dark red). Luma falls monotonically.
+_SCALE = ((0.0, (190, 200, 220)), (0.5, (240, 140, 60)), (1.0, (150, 0, 30)))
+#: The colour scale spans the decades between the smallest and largest non-zero flow, within these bounds.
+MIN_DECADES, MAX_DECADES = 1.0, 6.0
+
+
+class GraphTooLargeError(ValueError):
+    """The graph has more nodes than ``max_nodes``; the message names the ways out."""
+
+
+class GraphvizNotFoundError(RuntimeError):
+    """Graphviz's ``dot`` is not on PATH; the message says what was written instead and how to install it."""
+
+
+# --- the graph -----------------------------------------------------------------------------------
+
+
+def collect_values(root: Value, limit: int | None = None) -> list[Value] | None:
+    """Every Value that ``root`` depends on, parents before children, root last. Unlike
+    ``engine.topological_order`` this leaves every ``grad`` as it is. Returns ``None`` as soon
+    as more than ``limit`` values are found, so refusing a huge graph is quick."""
+    if not isinstance(root, Value):
+        raise TypeError(f"expected a Value, got {type(root).__name__}")
+    order: list[Value] = []
+    seen: set[int] = set()
+    stack: list = [root]
+    while stack:
+        node = stack.pop()
+        if node is None:  # marker: the node below has all its parents in `order` now
+            order.append(stack.pop())
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if limit is not None and len(seen) > limit:
+            return None
+        stack.append(node)
+        stack.append(None)
+        stack.extend(node.parents)
+    return order
+
+
+def node_kind(v: Value) -> str:
+    """``"operation"`` for a computed node; for a leaf, ``"parameter"`` if its label is a dotted
+    module path (an nn parameter name), ``"input"`` if it has another label, else ``"constant"``."""
+    if not v.is_leaf:
+        return "operation"
+    if PARAMETER_NAME.match(v.label):
+        return "parameter"
+    return "input" if v.label else "constant"
+
+
+def module_of(name: str) -> str:
+    """The module path of a parameter name: ``layers.0.neurons.3.w.1`` -> ``layers.0.neurons.3``,
+    ``layers.0.neurons.3.b`` -> ``layers.0.neurons.3`` (trailing indices and one name dropped)."""
+    parts = name.split(".")
+    while parts and parts[-1].isdigit():
+        parts.pop()
+    return ".".join(parts[:-1])
+
+
+def _module_levels(module: str) -> list[str]:
+    """The clusters a module sits in, outermost first: every prefix ending at an index
+    (``layers.0``), then the module itself (``layers.0.neurons.3``)."""
+    parts = module.split(".")
+    levels = [".".join(parts[: i + 1]) for i, part in enumerate(parts) if part.isdigit()]
+    if not levels or levels[-1] != module:
+        levels.append(module)
+    return levels
+
+
+def _common_module(modules: Iterable[str]) -> str | None:
+    common: list[str] | None = None
+    for module in modules:
+        levels = _module_levels(module)
+        common = levels if common is None else [a for a, b in zip(common, levels) if a == b]
+    return common[-1] if common else None
+
+
+def assign_modules(values: Iterable[Value]) -> dict[Value, str | None]:
+    """The module each value belongs to, for clustering (``None``: outside every module).
+
+    A parameter belongs to its own module. A computed node belongs to the common module of the
+    parameters it uses directly, if it uses any (``w * x`` sits with ``w``'s neuron); otherwise,
+    when all its inputs are computed nodes, to their common module (``tanh`` of a neuron's sum
+    stays in that neuron; a sum over two layers' outputs goes to nothing finer than both). Inputs,
+    constants, and nodes that mix in an input or constant without a parameter (a loss
+    ``out - y``), belong to no module. ``values`` must list parents before children.
+    """
+    assigned: dict[Value, str | None] = {}
+    for v in values:
+        kind = node_kind(v)
+        if kind == "parameter":
+            assigned[v] = module_of(v.label) or None
+        elif kind != "operation":
+            assigned[v] = None
+        else:
+            params = [assigned[p] for p in v.parents if p.is_leaf and assigned[p] is not None]
+            if params:
+                assigned[v] = _common_module(params)
+            elif all(not p.is_leaf and assigned[p] is not None for p in v.parents):
+                assigned[v] = _common_module(assigned[p] for p in v.parents)
+            else:
+                assigned[v] = None
+    return assigned
+
+
+def gradient_flows(v: Value, grad: float | None = None) -> tuple[float, ...]:
+    """How much gradient flows from ``v`` into each of its parents (one entry per parent slot):
+    ``|vjp contribution|``, by the rule of ``v.op`` applied to ``grad`` (default ``v.grad``).
+    NaN where the derivative is undefined there."""
+    if v.is_leaf:
+        return ()
+    g = v.grad if grad is None else grad
+    try:
+        local = v.op.vjp(FLOAT_MATH, g, v.data, *[p.data for p in v.parents])
+    except (ArithmeticError, ValueError):
+        return (math.nan,) * len(v.parents)
+    return tuple(abs(x) for x in local)
+
+
+# --- styling helpers -----------------------------------------------------------------------------
+
+
+def _num(x: float, digits: int) -> str:
+    return f"{x:.{digits}g}"
+
+
+def _record_escape(text: str) -> str:
+    return re.sub(r'([\\{}|<>"])', r"\\\1", text)
+
+
+def _color_at(t: float) -> str:
+    t = min(max(t, 0.0), 1.0)
+    for (t0, c0), (t1, c1) in zip(_SCALE, _SCALE[1:]):
+        if t <= t1:
+            f = (t - t0) / (t1 - t0)
+            return "#%02x%02x%02x" % tuple(round(a + (b - a) * f) for a, b in zip(c0, c1))
+    return "#%02x%02x%02x" % _SCALE[-1][1]
+
+
+def flow_scale(flows: Iterable[float]) -> tuple[float, float]:
+    """The colour scale for these flows: (largest flow, decades spanned). The decades are those
+    between the smallest and largest non-zero flow, kept within MIN_DECADES..MAX_DECADES."""
+    positive = [f for f in flows if f > 0.0 and math.isfinite(f)]
+    if not positive:
+        return 0.0, MIN_DECADES
+    top = max(positive)
+    return top, min(max(math.log10(top / min(positive)), MIN_DECADES), MAX_DECADES)
+
+
+def _flow_position(flow: float, scale: tuple[float, float]) -> float | None:
+    """Where ``flow`` sits on the colour scale: 1 for the largest, 0 at the bottom; None for no flow."""
+    top, decades = scale
+    if not flow > 0.0 or not top > 0.0:
+        return None
+    return min(max(1.0 + math.log10(flow / top) / decades, 0.0), 1.0)
+
+
+def _edge_style(flow: float, scale: tuple[float, float], digits: int) -> dict[str, str]:
+    if math.isnan(flow):
+        return {"color": EXPLODING_COLOR, "style": "dotted", "tooltip": "gradient flow: undefined (NaN)"}
+    t = _flow_position(flow, scale)
+    tip = f"gradient flow {_num(flow, digits)}"
+    if t is None:
+        return {"color": ZERO_FLOW_COLOR, "style": "dashed", "penwidth": "0.7", "tooltip": tip}
+    return {"color": _color_at(t), "penwidth": f"{0.8 + 3.2 * t:.2f}", "tooltip": tip}
+
+
+def _edge_attrs(use_color: bool, flow: float | None, scale: tuple[float, float], digits: int) -> dict[str, str]:
+    if not use_color:
+        return {}
+    if flow is None:  # no gradient has reached this edge yet (a frame of an animation)
+        return {"color": PENDING_COLOR}
+    return _edge_style(flow, scale, digits)
+
+
+def _health(g: float, vanishing: float, exploding: float) -> str | None:
+    if math.isnan(g) or abs(g) > exploding:
+        return "exploding"
+    if abs(g) < vanishing:
+        return "vanishing"
+    return None
+
+
+def _legend(scale: tuple[float, float] | None, digits: int, kinds: Iterable[str], health: bool) -> str:
+    rows = []
+    if scale and scale[0] > 0.0:
+        rows.append('<TR><TD COLSPAN="2"><B>gradient flow |vjp|</B></TD></TR>')
+        for t in (1.0, 2 / 3, 1 / 3, 0.0):
+            magnitude = scale[0] * 10 ** (-scale[1] * (1.0 - t))
+            rows.append(
+                f'<TR><TD BGCOLOR="{_color_at(t)}" WIDTH="{int(10 + 20 * t)}"> </TD>'
+                f'<TD ALIGN="LEFT">{"≤ " if t == 0 else ""}{_num(magnitude, 2)}</TD></TR>'
+            )
+        rows.append(f'<TR><TD BGCOLOR="{ZERO_FLOW_COLOR}"> </TD><TD ALIGN="LEFT">0 (dashed)</TD></TR>')
+    for kind in kinds:
+        rows.append(f'<TR><TD BGCOLOR="{FILL[kind]}" BORDER="1"> </TD><TD ALIGN="LEFT">{kind}</TD></TR>')
+    if health:
+        rows.append(f'<TR><TD BORDER="2" COLOR="{VANISHING_COLOR}"> </TD><TD ALIGN="LEFT">vanishing grad (≈ 0)</TD></TR>')
+        rows.append(f'<TR><TD BORDER="2" COLOR="{EXPLODING_COLOR}"> </TD><TD ALIGN="LEFT">exploding grad</TD></TR>')
+    return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2">' + "".join(rows) + "</TABLE>>"
+
+
+def _short_names(values: list[Value], digits: int, limit: int = 24) -> dict[Value, str]:
+    """A readable name per value: its label, else its formula from the primitive table when short
+    (``(x * w)``), else ''. Constants show their number."""
+    names: dict[Value, str] = {}
+    for v in values:
+        if v.label:
+            names[v] = v.label
+        elif v.is_leaf:
+            names[v] = _num(v.data, digits)
+        else:
+            args = [names[p] for p in v.parents]
+            if all(args) and v.op.arity != -1:
+                op = v.op
+                if op.symbol is None and op.prefix is None and op.postfix is None:  # a call: drop (..) inside f(..)
+                    args = [a[1:-1] if a.startswith("(") and a.endswith(")") else a for a in args]
+                text = op.format(*args)
+                names[v] = text if len(text) <= limit else ""
+            else:
+                names[v] = ""
+    return names
+
+
+# --- drawing -------------------------------------------------------------------------------------
+
+_RANKDIRS = ("LR", "TB", "RL", "BT")
+_COLLAPSE = ("neuron", "layer")
+
+
+def _check_options(rankdir: str, color_by: str | None, max_nodes: int, collapse: str | None, cluster) -> None:
+    if rankdir not in _RANKDIRS:
+        raise ValueError(f"rankdir must be one of {', '.join(_RANKDIRS)}, got {rankdir!r}")
+    if color_by not in ("grad", None):
+        raise ValueError(f"color_by must be 'grad' or None, got {color_by!r}")
+    if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 1:
+        raise ValueError(f"max_nodes must be a positive integer, got {max_nodes!r}")
+    if collapse not in (None, *_COLLAPSE):
+        raise ValueError(f"collapse must be None, 'neuron' or 'layer', got {collapse!r}")
+    if cluster not in (True, False, "auto"):
+        raise ValueError(f"cluster must be True, False or 'auto', got {cluster!r}")
+
+
+def _too_large(what: str, max_nodes: int, collapsed: bool) -> GraphTooLargeError:
+    if collapsed:
+        hint = "use collapse='layer' for fewer boxes, or raise max_nodes"
+    else:
+        hint = ("draw it collapsed with collapse='layer' or collapse='neuron' (one box per layer or neuron, "
+                "from nn parameter names), draw a smaller graph (one sample's loss), or raise max_nodes")
+    return GraphTooLargeError(f"draw_graph: {what} (max_nodes={max_nodes}); {hint} — dot gets slow on big graphs")
+
+
+def draw_graph(
+    root: Value,
+    *,
+    rankdir: str = "LR",
+    show_data: bool = True,
+    show_grad: bool = True,
+    color_by: Literal["grad"] | None = "grad",
+    max_nodes: int = 500,
+    cluster: bool | Literal["auto"] = "auto",
+    collapse: Literal["neuron", "layer"] | None = None,
+    legend: bool = True,
+    digits: int = 4,
+    vanishing: float = 1e-6,
+    exploding: float = 1e3,
+    title: str | None = None,
+    grads: Mapping[Value, float] | None = None,
+    highlight: Iterable[Value] = (),
+    scale: tuple[float, float] | None = None,
+) -> graphviz.Digraph:
+    """Draw the graph that ends at ``root`` as a ``graphviz.Digraph`` (shown inline in Jupyter;
+    save it with :func:`save_graph`).
+
+    Each Value is a record (label or short formula, ``data``, ``grad``); each operation is a small
+    node named from the primitive table; edges run from inputs through operations to ``root``.
+    With ``color_by="grad"`` an edge's colour and width grow with the gradient flowing along it
+    (log scale from the largest flow down, see :func:`flow_scale`; zero flow is dashed grey), and a
+    legend explains the scale. Fills mark parameters (green), inputs (blue) and constants (grey);
+    a blue border marks a vanishing gradient (``|grad| < vanishing``), a thick red one an exploding
+    gradient (``|grad| > exploding``, or NaN). If no gradient is set yet (before ``backward``)
+    only data is shown.
+
+    ``cluster``: group nodes into boxes by module (``layers.0`` > ``layers.0.neurons.3``) using nn
+    parameter names (see :func:`assign_modules` for the rule); ``"auto"`` clusters when there are
+    parameters. ``collapse="neuron"`` or ``"layer"`` draws one box per module instead, with its
+    parameters' gradient norm (see :func:`draw_collapsed`). A graph with more than ``max_nodes``
+    Values (boxes, when collapsed) is refused at once with :class:`GraphTooLargeError`.
+
+    ``grads`` overrides the gradients shown (a map from Value to grad; values not in it show an
+    empty grad field, and every grad field gets a fixed width so frames keep one layout),
+    ``highlight`` outlines some values, and ``scale`` fixes the colour scale
+    (a :func:`flow_scale` result); :func:`~tinygrad_edu.viz.animate_backward` uses these for its frames.
+    """
+    _check_options(rankdir, color_by, max_nodes, collapse, cluster)
+    if collapse is not None:
+        return draw_collapsed(
+            root, level=collapse, rankdir=rankdir, color_by=color_by, max_nodes=max_nodes, legend=legend,
+            digits=digits, vanishing=vanishing, exploding=exploding, title=title,
+        )
+    values = collect_values(root, limit=max_nodes)
+    if values is None:
+        raise _too_large(f"the graph has more than {max_nodes} values", max_nodes, collapsed=False)
+
+    grad_of: Callable[[Value], float | None]
+    if grads is None:
+        has_grad = any(v.grad != 0.0 for v in values)
+        grad_of = (lambda v: v.grad) if has_grad else (lambda v: None)
+    else:
+        grad_of = grads.get
+    flows: dict[Value, tuple[float, ...]] = {}
+    for v in values:
+        g = grad_of(v)
+        if not v.is_leaf and g is not None:
+            flows[v] = gradient_flows(v, g)
+    any_grad = grads is not None or any(grad_of(v) is not None for v in values)
+    if scale is None:
+        scale = flow_scale([f for fs in flows.values() for f in fs] + [abs(grad_of(v)) for v in flows])
+    use_color = color_by == "grad" and any_grad
+
+    modules = assign_modules(values) if cluster else {}
+    if cluster == "auto" and not any(node_kind(v) == "parameter" for v in values):
+        modules = {}
+    highlight_ids = {id(v) for v in highlight}
+
+    dot = graphviz.Digraph("computation_graph")
+    dot.attr(rankdir=rankdir, fontname="Helvetica", fontsize="11", newrank="true")
+    if title:
+        dot.attr(label=title, labelloc="t")
+    dot.attr("node", fontname="Helvetica", fontsize="11")
+    dot.attr("edge", arrowsize="0.6")
+
+    names = _short_names(values, digits)
+    ids = {id(v): f"v{i}" for i, v in enumerate(values)}
+    horizontal = rankdir in ("LR", "RL")
+    kinds_seen: list[str] = []
+    any_health = False
+    # Graphviz wants a cluster's nodes declared inside it: collect node statements per module.
+    statements: dict[str | None, list[tuple[str, str, dict]]] = defaultdict(list)
+    for v in values:
+        kind = node_kind(v)
+        if kind not in kinds_seen and kind != "operation":
+            kinds_seen.append(kind)
+        fields = [_record_escape(names[v])]
+        if show_data:
+            fields.append(f"data {_num(v.data, digits)}")
+        g = grad_of(v)
+        if show_grad and any_grad:
+            text = _num(g, digits) if g is not None else ""
+            if grads is not None:  # frames of an animation: a fixed-width field keeps the layout still
+                text = text.ljust(digits + 5, "\u2007")  # figure space: as wide as a digit
+            fields.append(f"grad {text}")
+        label = " | ".join(fields)
+        attrs = {"shape": "record", "style": "filled", "fillcolor": FILL[kind], "label": "{" + label + "}" if horizontal else label}
+        tooltip = f"{kind}: data {v.data!r}" + (f", grad {g!r}" if g is not None else "")
+        state = _health(g, vanishing, exploding) if (g is not None and kind != "constant") else None
+        if state is not None:
+            any_health = True
+            attrs.update(color=VANISHING_COLOR if state == "vanishing" else EXPLODING_COLOR, penwidth="2" if state == "vanishing" else "3")
+            tooltip += f" ({state} gradient)"
+        if kind == "constant":
+            attrs["fontcolor"] = "#555555"
+        if v is root:
+            attrs["penwidth"] = attrs.get("penwidth", "2")
+        if id(v) in highlight_ids:
+            attrs.update(color=HIGHLIGHT_COLOR, penwidth="3")
+        attrs["tooltip"] = tooltip
+        module = modules.get(v)
+        statements[module].append(("node", ids[id(v)], attrs))
+        if not v.is_leaf:
+            op = v.op
+            op_attrs = {
+                "label": op.symbol or op.name, "shape": "ellipse", "style": "filled", "fillcolor": OP_FILL,
+                "fontsize": "10", "width": "0.3", "height": "0.3", "margin": "0.02",
+                "tooltip": f"{op.name}: {op.format(*[names[p] or '·' for p in v.parents])}".replace("\\", "\\\\")
+                if op.arity != -1 else f"sum of {len(v.parents)} values",
+            }
+            if id(v) in highlight_ids:
+                op_attrs.update(color=HIGHLIGHT_COLOR, penwidth="3")
+            statements[module].append(("node", f"{ids[id(v)]}op", op_attrs))
+
+    _emit_clusters(dot, statements)
+
+    for v in values:
+        if v.is_leaf:
+            continue
+        op_id = f"{ids[id(v)]}op"
+        vflows = flows.get(v)
+        g = grad_of(v)
+        for i, p in enumerate(v.parents):
+            dot.edge(ids[id(p)], op_id, **_edge_attrs(use_color, vflows and vflows[i], scale, digits))
+        dot.edge(op_id, ids[id(v)], **_edge_attrs(use_color, None if g is None else abs(g), scale, digits))
+
+    if legend and (use_color or len(kinds_seen) > 1):
+        dot.node("legend", label=_legend(scale if use_color else None, digits, kinds_seen, use_color and any_health),
+                 shape="plaintext", fontsize="9")
+    return dot
+
+
+def _emit_clusters(dot: graphviz.Digraph, statements: Mapping[str | None, list[tuple[str, str, dict]]]) -> None:
+    """Write node statements into nested ``cluster_`` subgraphs, one per module level."""
+    tree: dict = {}
+    for module in statements:
+        if module is None:
+            continue
+        branch = tree
+        for level in _module_levels(module):
+            branch = branch.setdefault(level, {})
+
+    def emit(graph: graphviz.Digraph, module: str | None, children: dict, parent: str | None) -> None:
+        for _, name, attrs in statements.get(module, ()):
+            graph.node(name, **attrs)
+        for child, grandchildren in children.items():
+            with graph.subgraph(name="cluster_" + re.sub(r"\W", "_", child)) as sub:
+                shown = child[len(parent) + 1:] if parent and child.startswith(parent + ".") else child
+                sub.attr(label=shown, style="rounded,dashed", color="#9a9a9a", fontcolor="#555555", fontsize="10")
+                emit(sub, child, grandchildren, child)
+
+    emit(dot, None, tree, None)
+
+
+def draw_collapsed(
+    root: Value,
+    *,
+    level: Literal["neuron", "layer"] = "layer",
+    rankdir: str = "LR",
+    color_by: Literal["grad"] | None = "grad",
+    max_nodes: int = 500,
+    legend: bool = True,
+    digits: int = 4,
+    vanishing: float = 1e-6,
+    exploding: float = 1e3,
+    title: str | None = None,
+) -> graphviz.Digraph:
+    """One box per module instead of one per Value: per neuron (``layers.0.neurons.3``, inside
+    a box per layer) or per layer (``layers.0``), plus one box for all inputs and one for the
+    computation outside every module (the loss). Constants are left out. Each box shows how
+    many values and parameters it holds and, after ``backward``, the norm of its parameters'
+    gradients (marked when vanishing or exploding); an edge between boxes carries the summed
+    gradient flow of the edges it stands for. Modules come from nn parameter names
+    (see :func:`assign_modules`)."""
+    _check_options(rankdir, color_by, max_nodes, level, True)
+    if level is None:
+        raise ValueError("level must be 'neuron' or 'layer'")
+    values = collect_values(root)
+    modules = assign_modules(values)
+    if not any(m is not None for m in modules.values()):
+        raise ValueError(
+            "draw_graph: collapse needs parameters named like nn's (layers.0.neurons.3.w.1) to find modules; "
+            "this graph has none, so draw it without collapse"
+        )
+    has_grad = any(v.grad != 0.0 for v in values)
+
+    def group_of(v: Value) -> str | None:
+        module = modules[v]
+        if module is not None:
+            return module if level == "neuron" else _module_levels(module)[0]
+        kind = node_kind(v)
+        if kind == "constant":
+            return None
+        return "inputs" if kind == "input" else "output"
+
+    groups: dict[str, dict] = {}
+    group = {}
+    for v in values:
+        name = group_of(v)
+        group[v] = name
+        if name is None:
+            continue
+        info = groups.setdefault(name, {"values": 0, "params": 0, "sq": 0.0})
+        info["values"] += 1
+        if node_kind(v) == "parameter":
+            info["params"] += 1
+            info["sq"] += v.grad * v.grad
+        if len(groups) > max_nodes:
+            raise _too_large(f"the collapsed graph has more than {max_nodes} boxes", max_nodes, collapsed=True)
+
+    between: dict[tuple[str, str], float] = defaultdict(float)
+    for v in values:
+        if v.is_leaf:
+            continue
+        flows = gradient_flows(v) if has_grad else (0.0,) * len(v.parents)
+        for p, f in zip(v.parents, flows):
+            a, b = group[p], group[v]
+            if a is not None and b is not None and a != b:
+                between[(a, b)] += f
+    scale = flow_scale(between.values())
+    use_color = color_by == "grad" and has_grad
+
+    dot = graphviz.Digraph("collapsed_graph")
+    dot.attr(rankdir=rankdir, fontname="Helvetica", fontsize="11", newrank="true")
+    if title:
+        dot.attr(label=title, labelloc="t")
+    dot.attr("node", fontname="Helvetica", fontsize="11")
+    horizontal = rankdir in ("LR", "RL")
+    any_health = False
+    statements: dict[str | None, list[tuple[str, str, dict]]] = defaultdict(list)
+    ids = {name: f"g{i}" for i, name in enumerate(groups)}
+    for name, info in groups.items():
+        kind = "parameter" if info["params"] else ("input" if name == "inputs" else "operation")
+        fields = [_record_escape(name), f"{info['values']} values, {info['params']} params"]
+        attrs = {"shape": "record", "style": "filled", "fillcolor": FILL[kind]}
+        if info["params"] and has_grad:
+            norm = math.sqrt(info["sq"])
+            fields.append(f"grad norm {_num(norm, digits)}")
+            state = _health(norm, vanishing, exploding)
+            if state is not None:
+                any_health = True
+                attrs.update(color=VANISHING_COLOR if state == "vanishing" else EXPLODING_COLOR, penwidth="2" if state == "vanishing" else "3")
+        label = " | ".join(fields)
+        attrs["label"] = "{" + label + "}" if horizontal else label
+        # In the neuron view, neurons sit inside a box for their layer.
+        module = None if name in ("inputs", "output") else _collapsed_parent(name, level)
+        statements[module].append(("node", ids[name], attrs))
+    _emit_clusters(dot, statements)
+    for (a, b), f in between.items():
+        attrs = _edge_style(f, scale, digits) if use_color else {}
+        dot.edge(ids[a], ids[b], **attrs)
+    if legend and use_color:
+        dot.node("legend", label=_legend(scale, digits, ["parameter", "input"], any_health), shape="plaintext", fontsize="9")
+    return dot
+
+
+def _collapsed_parent(module: str, level: str) -> str | None:
+    """The cluster a collapsed box is drawn in: a neuron inside its layer, a layer at top level."""
+    if level == "layer":
+        return None
+    levels = _module_levels(module)
+    return levels[-2] if len(levels) > 1 else None
+
+
+# --- saving --------------------------------------------------------------------------------------
+
+
+def save_graph(graph: graphviz.Digraph, path: str | Path) -> Path:
+    """Write ``graph`` to ``path`` in the format its suffix names: ``.svg``, ``.png``, ``.pdf``
+    (rendered by Graphviz's ``dot``), or ``.dot``/``.gv`` (the DOT source). Returns the path.
+
+    Without ``dot`` on PATH the DOT source is written next to it (``graph.svg`` -> ``graph.dot``)
+    and :class:`GraphvizNotFoundError` says so, with how to install Graphviz."""
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt in ("dot", "gv"):
+        path.write_text(graph.source, encoding="utf-8")
+        return path
+    if fmt not in RENDER_FORMATS:
+        raise ValueError(f"cannot tell the format from {path.name!r}: use a .svg, .png, .pdf or .dot file name")
+    try:
+        data = graph.pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        source = path.with_suffix(".dot")
+        source.write_text(graph.source, encoding="utf-8")
+        raise GraphvizNotFoundError(
+            f"Graphviz's dot is not on PATH, so {path} was not rendered; wrote the DOT source to {source} instead: "
+            f"{INSTALL_HINT}, then run: dot -T{fmt} {source} -o {path}"
+        ) from None
+    path.write_bytes(data)
+    return path
+
+
+__all__ = [
+    "draw_graph", "draw_collapsed", "save_graph", "collect_values", "node_kind", "module_of", "assign_modules",
+    "gradient_flows", "flow_scale", "GraphTooLargeError", "GraphvizNotFoundError", "PARAMETER_NAME",
+]
