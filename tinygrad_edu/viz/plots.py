@@ -35,17 +35,18 @@ def plot_decision_boundary(predict_proba: Callable[[np.ndarray], np.ndarray], X:
     filled = ax.contourf(xx, yy, probs, levels=np.linspace(0.0, 1.0, 11), cmap="RdBu", alpha=0.75)
     if probs.min() < 0.5 < probs.max():
         ax.contour(xx, yy, probs, levels=[0.5], colors="k", linewidths=1.5)
+        ax.plot([], [], "k-", linewidth=1.5, label="P = 0.5 boundary")
     fig.colorbar(filled, ax=ax, label="P(inside)")
     y = np.asarray(y)
     for label, color, name in ((1.0, "#08306b", "inside (1)"), (0.0, "#67000d", "outside (0)")):
         pts = X[y == label]
-        ax.scatter(pts[:, 0], pts[:, 1], s=9, c=color, edgecolors="white", linewidths=0.3, label=name)
+        ax.scatter(pts[:, 0], pts[:, 1], s=7, c=color, edgecolors="white", linewidths=0.3, label=name)
     if radius is not None:
         t = np.linspace(0.0, 2.0 * np.pi, 256)
         ax.plot(radius * np.cos(t), radius * np.sin(t), "--", color="0.15", linewidth=1, label="true circle")
     ax.set(xlim=(-1, 1), ylim=(-1, 1), xlabel="x", ylabel="y", aspect="equal")
-    ax.set_title(title or "Decision boundary (black) and test points", fontsize=10)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=8, frameon=False)
+    ax.set_title(title or "Decision boundary and points", fontsize=10)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4, fontsize=8, frameon=False)
     return _save(fig, path)
 
 
