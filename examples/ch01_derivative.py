@@ -1,0 +1,51 @@
+"""Chapter 1: a derivative by hand, then with ``Value``.
+
+Makes the picture of y = tanh(x·w + b) as a function of w with its tangent at w = -1.5 (slope =
+``w.grad``) and the drawn computation graph of y after ``backward()``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import matplotlib.pyplot as plt
+
+from _common import parse_args, save
+from tinygrad_edu import Value
+from tinygrad_edu.viz import draw_graph, save_graph
+
+X, W, B = 0.5, -1.5, 0.2
+
+
+def neuron(x: float, w: float, b: float) -> tuple[Value, dict[str, Value]]:
+    """y = tanh(x·w + b) with named leaves, after ``backward()``."""
+    leaves = {"x": Value(x, label="x"), "w": Value(w, label="w"), "b": Value(b, label="b")}
+    y = (leaves["x"] * leaves["w"] + leaves["b"]).tanh()
+    y.label = "y"
+    y.backward()
+    return y, leaves
+
+
+def main(argv=None) -> None:
+    args = parse_args(__doc__.splitlines()[0], argv)
+    y, leaves = neuron(X, W, B)
+
+    # The tangent: near w = W, y changes like y.data + w.grad * (w - W).
+    ws = np.linspace(-5, 3, 200 if args.quick else 600)
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    ax.plot(ws, np.tanh(X * ws + B), color="tab:blue", label="y = tanh(0.5·w + 0.2)")
+    near = np.linspace(W - 1.6, W + 1.6, 2)
+    slope = leaves["w"].grad
+    ax.plot(near, y.data + slope * (near - W), "--", color="tab:red",
+            label=f"tangent at w = {W}: slope dy/dw = w.grad = {slope:.4f}")
+    ax.plot([W], [y.data], "o", color="tab:red")
+    ax.axhline(0, color="grey", linewidth=0.5)
+    ax.set(xlabel="w", ylabel="y", title="The derivative is the slope of the tangent")
+    ax.legend(loc="upper left", fontsize=8)
+    save(fig, args.out, "ch01-tangent.png", dpi=70 if args.quick else 110)
+
+    graph = draw_graph(y, title="y = tanh(x·w + b) after y.backward()")
+    print(f"wrote {save_graph(graph, args.out / 'ch01-graph.svg')}")
+
+
+if __name__ == "__main__":
+    main()
