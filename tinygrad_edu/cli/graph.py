@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from ..expr import ExpressionError, UndefinedVariableError, compile_expression
-from ._common import CLIError
+from ._common import CLIError, positive_int
 
 _SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv")
 
@@ -47,6 +47,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--animate", type=Path, metavar="GIF", help="also save backprop, step by step, as this GIF")
     parser.add_argument("--rankdir", choices=("LR", "TB", "RL", "BT"), default="LR",
                         help="layout direction: LR (left to right, default) or TB (top to bottom)")
+    parser.add_argument("--max-nodes", type=positive_int, default=500,
+                        help="refuse graphs larger than this many values rather than wait for dot (default: 500)")
     parser.add_argument("--no-backward", action="store_true", help="draw the forward pass only (data, no gradients)")
     parser.set_defaults(func=run)
 
@@ -86,12 +88,14 @@ def run(args: argparse.Namespace) -> int:
         leaves = _leaves_by_label(out)
         print("  " + "  ".join(f"d/d{name} = {leaves[name].grad:.6g}" for name in expression.variables if name in leaves))
     try:
-        save_graph(draw_graph(out, rankdir=args.rankdir), args.out)
+        save_graph(draw_graph(out, rankdir=args.rankdir, max_nodes=args.max_nodes), args.out)
         print(f"wrote {args.out}")
         if args.animate is not None:
-            animate_backward(out, args.animate, rankdir=args.rankdir)
+            animate_backward(out, args.animate, rankdir=args.rankdir, max_nodes=args.max_nodes)
             print(f"wrote {args.animate}")
-    except (GraphvizNotFoundError, GraphTooLargeError) as err:
+    except GraphTooLargeError as err:
+        raise CLIError(f"too large to draw quickly: {err.reason}; pass a larger --max-nodes to wait for dot anyway") from None
+    except GraphvizNotFoundError as err:
         raise CLIError(str(err)) from None
     return 0
 

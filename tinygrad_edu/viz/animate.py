@@ -59,10 +59,12 @@ def animate_backward(
             raise TypeError(f"animate_backward sets {key!r} itself; leave it out")
     values = collect_values(root, limit=max_nodes)
     if values is None:
-        raise GraphTooLargeError(
+        err = GraphTooLargeError(
             f"animate_backward: the graph has more than {max_nodes} values (max_nodes={max_nodes}); "
-            "animate a smaller graph (one sample's loss) or raise max_nodes — every frame is a dot run"
+            "animate a smaller graph (one sample's loss) or raise max_nodes - every frame is a dot run"
         )
+        err.reason = f"the graph has more than {max_nodes} values"
+        raise err
 
     steps = backward_steps(root, values)
     final = steps[-1][1] if steps else {root: 1.0}

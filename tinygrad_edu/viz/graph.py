@@ -42,8 +42,15 @@ _SCALE = ((0.0, (190, 200, 220)), (0.5, (240, 140, 60)), (1.0, (150, 0, 30)))
 MIN_DECADES, MAX_DECADES = 1.0, 6.0
 
 
+#: draw_graph refuses a graph whose :func:`layout_size` exceeds this many times ``max_nodes``.
+LAYOUT_FACTOR = 3
+
+
 class GraphTooLargeError(ValueError):
-    """The graph has more nodes than ``max_nodes``; the message names the ways out."""
+    """The graph has more nodes than ``max_nodes``; the message names the ways out, ``reason``
+    says what was too large."""
+
+    reason: str = ""
 
 
 class GraphvizNotFoundError(RuntimeError):
@@ -76,6 +83,34 @@ def collect_values(root: Value, limit: int | None = None) -> list[Value] | None:
         stack.append(None)
         stack.extend(node.parents)
     return order
+
+
+def layout_size(values: list[Value]) -> int:
+    """About how many nodes dot will lay out: the drawn nodes (a record per value, one per
+    operation) plus a virtual node for every rank a long edge crosses. Ranks are longest paths
+    from the leaves, with each leaf pulled next to its first use as dot does; ``values`` lists
+    parents before children. A value used far apart (``x`` in a 100-term sum) costs much more
+    than its one node, and dot's time grows faster than this count."""
+    rank: dict[int, int] = {}
+    first_use: dict[int, int] = {}
+    for v in values:
+        if not v.is_leaf:
+            op_rank = 1 + max(rank.get(id(p), 0) for p in v.parents)
+            rank[id(v)] = op_rank + 1
+            for p in v.parents:
+                if p.is_leaf:
+                    first_use[id(p)] = min(first_use.get(id(p), op_rank), op_rank)
+    for leaf_id, use in first_use.items():
+        rank[leaf_id] = use - 1
+    size = 0
+    for v in values:
+        size += 1
+        if v.is_leaf:
+            continue
+        size += 1
+        op_rank = rank[id(v)] - 1
+        size += sum(op_rank - rank[id(p)] - 1 for p in v.parents)
+    return size
 
 
 def node_kind(v: Value) -> str:
@@ -287,7 +322,9 @@ def _too_large(what: str, max_nodes: int, collapsed: bool) -> GraphTooLargeError
     else:
         hint = ("draw it collapsed with collapse='layer' or collapse='neuron' (one box per layer or neuron, "
                 "from nn parameter names), draw a smaller graph (one sample's loss), or raise max_nodes")
-    return GraphTooLargeError(f"draw_graph: {what} (max_nodes={max_nodes}); {hint} — dot gets slow on big graphs")
+    err = GraphTooLargeError(f"draw_graph: {what} (max_nodes={max_nodes}); {hint} - dot gets slow on big graphs")
+    err.reason = what
+    return err
 
 
 def draw_graph(
@@ -325,7 +362,8 @@ def draw_graph(
     parameter names (see :func:`assign_modules` for the rule); ``"auto"`` clusters when there are
     parameters. ``collapse="neuron"`` or ``"layer"`` draws one box per module instead, with its
     parameters' gradient norm (see :func:`draw_collapsed`). A graph with more than ``max_nodes``
-    Values (boxes, when collapsed) is refused at once with :class:`GraphTooLargeError`.
+    Values (boxes, when collapsed), or whose :func:`layout_size` exceeds ``LAYOUT_FACTOR *
+    max_nodes``, is refused at once with :class:`GraphTooLargeError` rather than left to dot.
 
     ``grads`` overrides the gradients shown (a map from Value to grad; values not in it show an
     empty grad field, and every grad field gets a fixed width so frames keep one layout),
@@ -341,6 +379,12 @@ def draw_graph(
     values = collect_values(root, limit=max_nodes)
     if values is None:
         raise _too_large(f"the graph has more than {max_nodes} values", max_nodes, collapsed=False)
+    size = layout_size(values)
+    if size > LAYOUT_FACTOR * max_nodes:
+        raise _too_large(
+            f"the graph has {len(values)} values, but its long edges (values reused far apart) make about "
+            f"{size} nodes for dot to place, more than {LAYOUT_FACTOR} x max_nodes", max_nodes, collapsed=False,
+        )
 
     grad_of: Callable[[Value], float | None]
     if grads is None:
@@ -364,7 +408,8 @@ def draw_graph(
     highlight_ids = {id(v) for v in highlight}
 
     dot = graphviz.Digraph("computation_graph")
-    dot.attr(rankdir=rankdir, fontname="Helvetica", fontsize="11", newrank="true")
+    # nslimit bounds dot's network-simplex passes, which otherwise can take minutes on long edges.
+    dot.attr(rankdir=rankdir, fontname="Helvetica", fontsize="11", newrank="true", nslimit="4", nslimit1="4")
     if title:
         dot.attr(label=title, labelloc="t")
     dot.attr("node", fontname="Helvetica", fontsize="11")
@@ -527,18 +572,30 @@ def draw_collapsed(
     scale = flow_scale(between.values())
     use_color = color_by == "grad" and has_grad
 
+    def order(name: str):  # inputs, then modules in numeric order (layers.2 before layers.10), then output
+        if name in ("inputs", "output"):
+            return (0 if name == "inputs" else 2, ())
+        return (1, tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in name.split(".")))
+
+    groups = dict(sorted(groups.items(), key=lambda item: order(item[0])))
     dot = graphviz.Digraph("collapsed_graph")
-    dot.attr(rankdir=rankdir, fontname="Helvetica", fontsize="11", newrank="true")
+    dot.attr(rankdir=rankdir, fontname="Helvetica", fontsize="11", newrank="true", nslimit="4", nslimit1="4")
     if title:
         dot.attr(label=title, labelloc="t")
     dot.attr("node", fontname="Helvetica", fontsize="11")
     horizontal = rankdir in ("LR", "RL")
     any_health = False
+    kinds: list[str] = []
     statements: dict[str | None, list[tuple[str, str, dict]]] = defaultdict(list)
     ids = {name: f"g{i}" for i, name in enumerate(groups)}
     for name, info in groups.items():
         kind = "parameter" if info["params"] else ("input" if name == "inputs" else "operation")
-        fields = [_record_escape(name), f"{info['values']} values, {info['params']} params"]
+        if kind != "operation" and kind not in kinds:
+            kinds.append(kind)
+        # In the neuron view, neurons sit inside a box for their layer and are named within it.
+        module = None if name in ("inputs", "output") else _collapsed_parent(name, level)
+        shown = name[len(module) + 1:] if module else name
+        fields = [_record_escape(shown), f"{info['values']} values, {info['params']} params"]
         attrs = {"shape": "record", "style": "filled", "fillcolor": FILL[kind]}
         if info["params"] and has_grad:
             norm = math.sqrt(info["sq"])
@@ -548,16 +605,15 @@ def draw_collapsed(
                 any_health = True
                 attrs.update(color=VANISHING_COLOR if state == "vanishing" else EXPLODING_COLOR, penwidth="2" if state == "vanishing" else "3")
         label = " | ".join(fields)
-        attrs["label"] = "{" + label + "}" if horizontal else label
-        # In the neuron view, neurons sit inside a box for their layer.
-        module = None if name in ("inputs", "output") else _collapsed_parent(name, level)
+        attrs["label"] = label if horizontal else "{" + label + "}"  # fields stacked: compact boxes
+        attrs["tooltip"] = name
         statements[module].append(("node", ids[name], attrs))
     _emit_clusters(dot, statements)
     for (a, b), f in between.items():
         attrs = _edge_style(f, scale, digits) if use_color else {}
         dot.edge(ids[a], ids[b], **attrs)
     if legend and use_color:
-        dot.node("legend", label=_legend(scale, digits, ["parameter", "input"], any_health), shape="plaintext", fontsize="9")
+        dot.node("legend", label=_legend(scale, digits, kinds, any_health), shape="plaintext", fontsize="9")
     return dot
 
 
@@ -600,5 +656,5 @@ def save_graph(graph: graphviz.Digraph, path: str | Path) -> Path:
 
 __all__ = [
     "draw_graph", "draw_collapsed", "save_graph", "collect_values", "node_kind", "module_of", "assign_modules",
-    "gradient_flows", "flow_scale", "GraphTooLargeError", "GraphvizNotFoundError", "PARAMETER_NAME",
+    "gradient_flows", "flow_scale", "layout_size", "LAYOUT_FACTOR", "GraphTooLargeError", "GraphvizNotFoundError", "PARAMETER_NAME",
 ]
