@@ -152,26 +152,23 @@ class Value:
         ``.grad``. Leaf gradients accumulate across calls until ``zero_grad()``; intermediate
         nodes hold the gradient of this latest call."""
         grad = _to_float(grad)
-        order = _topological_order((self,), reset_grads=True)
+        order = _topological_order((self,), for_backward=True)
         self.grad = self.grad + grad if self._op is None else grad
         m = FLOAT_MATH
         node = None
         try:
             for node in reversed(order):
-                op = node._op
-                if op is None:
-                    continue
                 prev = node._prev
                 if len(prev) == 2:
                     a, b = prev
-                    ga, gb = op.vjp(m, node.grad, node.data, a.data, b.data)
+                    ga, gb = node._op.vjp(m, node.grad, node.data, a.data, b.data)
                     a.grad += ga
                     b.grad += gb
                 elif len(prev) == 1:
                     a = prev[0]
-                    a.grad += op.vjp(m, node.grad, node.data, a.data)[0]
+                    a.grad += node._op.vjp(m, node.grad, node.data, a.data)[0]
                 else:
-                    for p, gp in zip(prev, op.vjp(m, node.grad, node.data, *[p.data for p in prev])):
+                    for p, gp in zip(prev, node._op.vjp(m, node.grad, node.data, *[p.data for p in prev])):
                         p.grad += gp
         except _ARITHMETIC_ERRORS as err:
             raise _math_error(node._op, [p.data for p in node._prev], err, "in backward, the derivative of ") from None
@@ -250,11 +247,11 @@ def sum(values: Iterable[Value | Number]) -> Value:  # noqa: A001  (mirrors torc
 def topological_order(*roots: Value) -> list[Value]:
     """Every node the roots depend on, each after all of its parents, found by an iterative
     depth-first search (no recursion, so a chain of a million nodes is fine)."""
-    return _topological_order(roots, reset_grads=False)
+    return _topological_order(roots, for_backward=False)
 
 
-def _topological_order(roots: Sequence[Value], reset_grads: bool) -> list[Value]:
-    # With reset_grads, intermediate nodes' grads are zeroed on the way (for backward).
+def _topological_order(roots: Sequence[Value], for_backward: bool) -> list[Value]:
+    # for_backward: list only the computed nodes (leaves have nothing to pass on) and zero their grads.
     order: list[Value] = []
     visited: set[Value] = set()
     # A None on the stack marks "the node below me has all its parents in `order` now".
@@ -264,14 +261,18 @@ def _topological_order(roots: Sequence[Value], reset_grads: bool) -> list[Value]
         node = pop()
         if node is None:
             node = pop()
-            if reset_grads and node._op is not None:
+            if for_backward:
                 node.grad = 0.0
             append(node)
         elif not seen(node):
             mark(node)
-            push(node)
-            push(None)
-            extend(node._prev)
+            prev = node._prev
+            if prev:
+                push(node)
+                push(None)
+                extend(prev)
+            elif not for_backward:
+                append(node)  # a leaf waits for nothing
     return order
 
 
