@@ -207,6 +207,7 @@ def test_complex_step_refuses_ops_without_complex_support():
         (lambda a, b, c: -(a**2) + (-b) ** 3, "-x0**2 + (-x1)**3"),
         (lambda a, b, c: (a * b + c.exp()).log(), "log(x0*x1 + exp(x2))"),
         (lambda a, b, c: (a + 1.5) * -2.0, "(x0 + 1.5)*-2.0"),
+        (lambda a, b, c: -(-a.tanh()) - (-b), "-(-tanh(x0)) - -x1"),
     ],
 )
 def test_formula_prints_minimal_parentheses(fn, text):

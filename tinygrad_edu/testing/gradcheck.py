@@ -53,7 +53,8 @@ def format_op(op: ops.Primitive, args: Sequence[tuple[str, int]]) -> tuple[str, 
         return f"{a}{sep}{b}", prec
     if op.prefix is not None:
         (a, pa), = args
-        return (f"{op.prefix}{a}" if pa >= 3 else f"{op.prefix}({a})"), 3
+        bare = pa >= 3 and not a.startswith(op.prefix)  # -(-x), not --x
+        return (f"{op.prefix}{a}" if bare else f"{op.prefix}({a})"), 3
     if op.postfix is not None:
         (a, pa), = args
         return (f"{a}" if pa > 4 else f"({a})") + op.postfix.replace(" ", ""), 4

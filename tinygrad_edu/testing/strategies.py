@@ -219,13 +219,13 @@ def expressions(
         delete a whole step while shrinking; None if the op is not smooth at those inputs."""
         op = draw(st.sampled_from(table))
         arity = op.arity if op.arity != -1 else draw(st.integers(2, 4))
-        # Once there is a step, the first input is the newest node half the time (shrinks to a
-        # chain of compositions); any node otherwise (shrinks to x0). Repeats make shared
-        # subexpressions.
+        # Once there is a step, the first input is the newest node 3 times in 4 (shrinks to a
+        # chain of compositions), any node otherwise (shrinks to x0). The other inputs count back
+        # from the newest node, so recent results get reused: shared subexpressions.
         newest = len(vals) - 1
-        chain = len(vals) > n_in and not draw(st.booleans())
+        chain = len(vals) > n_in and draw(st.integers(0, 3)) < 3
         first = newest if chain else draw(st.integers(0, newest))
-        args = (first, *(draw(st.integers(0, newest)) for _ in range(arity - 1)))
+        args = (first, *(newest - draw(st.integers(0, newest)) for _ in range(arity - 1)))
         out = _smooth_at(op, [vals[a] for a in args])
         return None if out is None else (op, args, out)
 
