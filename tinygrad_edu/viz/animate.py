@@ -38,6 +38,7 @@ def animate_backward(
     frame_ms: int = 800,
     max_nodes: int = 150,
     dpi: int = 96,
+    max_size: tuple[int, int] = (1600, 900),
     **draw_options,
 ) -> Path:
     """Save a GIF of backpropagation from ``root`` to ``path`` and return the path.
@@ -47,7 +48,8 @@ def animate_backward(
     gradients of its inputs filled in), grouping steps so there are at most ``max_frames``
     frames; the last frame, held longer, is the finished backward. Gradients are those of one
     fresh backward from ``root``; no ``.grad`` is changed. ``draw_options`` go to
-    :func:`~tinygrad_edu.viz.draw_graph` (``rankdir``, ``digits``, ...). Needs Graphviz's ``dot``.
+    :func:`~tinygrad_edu.viz.draw_graph` (``rankdir``, ``digits``, ...). Frames are scaled down to
+    fit ``max_size`` pixels (width, height). Needs Graphviz's ``dot``.
     """
     path = Path(path)
     if path.suffix.lower() != ".gif":
@@ -87,7 +89,8 @@ def animate_backward(
     try:
         for grads, highlight, title in frames:
             graph = draw_graph(root, grads=grads, highlight=highlight, scale=scale, title=title, **options)
-            graph.attr(dpi=str(dpi))
+            # A bounded canvas: rasterising a long chain at full size takes dot seconds per frame.
+            graph.attr(dpi=str(dpi), size=f"{max_size[0] / dpi:.2f},{max_size[1] / dpi:.2f}")
             images.append(graph.pipe(format="png"))
     except graphviz.ExecutableNotFound:
         raise GraphvizNotFoundError(f"Graphviz's dot is not on PATH, so no animation was made: {INSTALL_HINT}") from None

@@ -1,0 +1,120 @@
+"""``tinygrad-edu graph``: expression in, picture out; unsafe input is a one-line error with exit 2."""
+
+import math
+import xml.etree.ElementTree as ET
+
+import pytest
+from PIL import Image
+
+from tinygrad_edu.cli import main
+
+NEURON = ["graph", "tanh(x*w + b)", "--set", "x=0.5", "--set", "w=-1.5", "--set", "b=0.2"]
+
+
+def test_writes_an_svg_and_prints_value_and_gradients(tmp_path, capsys, require_dot):
+    out = tmp_path / "graph.svg"
+    assert main([*NEURON, "--out", str(out)]) == 0
+    svg = ET.parse(out).getroot()
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+    texts = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}text") if t.text]
+    assert any(t.startswith("grad ") for t in texts)
+    printed = capsys.readouterr().out
+    t = math.tanh(0.5 * -1.5 + 0.2)
+    d = 1 - t * t
+    assert f"= {t:.6g}" in printed
+    assert f"d/dx = {-1.5 * d:.6g}" in printed and f"d/dw = {0.5 * d:.6g}" in printed
+
+
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG"), (".pdf", b"%PDF"), (".dot", b"digraph")])
+def test_format_follows_the_suffix(tmp_path, require_dot, suffix, magic):
+    out = tmp_path / f"graph{suffix}"
+    assert main([*NEURON, "--out", str(out)]) == 0
+    assert out.read_bytes().startswith(magic)
+
+
+def test_animate_writes_a_gif(tmp_path, require_dot):
+    gif = tmp_path / "backprop.gif"
+    assert main([*NEURON, "--out", str(tmp_path / "g.svg"), "--animate", str(gif)]) == 0
+    with Image.open(gif) as image:
+        assert image.n_frames == 5
+
+
+def test_no_backward_draws_data_only(tmp_path, require_dot):
+    out = tmp_path / "g.svg"
+    assert main([*NEURON, "--out", str(out), "--no-backward"]) == 0
+    texts = [t.text for t in ET.parse(out).getroot().iter("{http://www.w3.org/2000/svg}text") if t.text]
+    assert not any(t.startswith("grad") for t in texts)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "x.__class__",
+        "x[0]",
+        "__import__('os').system('touch pwned')",
+        "import os",
+        "open('f')",
+        "lambda: x",
+        "9**9**9",
+        "x ** 100000",
+        "tanh(" * 60 + "x" + ")" * 60 + " + " + "-" * 250 + "x",
+        "x if x else x",
+    ],
+)
+def test_unsafe_expressions_are_one_line_errors_with_exit_2(tmp_path, capsys, monkeypatch, expression):
+    monkeypatch.chdir(tmp_path)
+    assert main(["graph", expression, "--set", "x=1", "--out", "g.svg"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "error" in err
+    assert list(tmp_path.iterdir()) == []  # nothing written, nothing run
+
+
+def test_missing_variables_are_listed(tmp_path, capsys):
+    assert main(["graph", "a*x + b", "--set", "x=1", "--out", str(tmp_path / "g.svg")]) == 2
+    err = capsys.readouterr().err
+    assert "a, b" in err and "--set" in err
+
+
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (["--set", "x=abc"], "must be a number"),
+        (["--set", "1x=2"], "NAME=NUMBER"),
+        (["--set", "x=nan"], "finite"),
+        (["--set", "x=1", "--set", "x=2"], "twice"),
+        (["--set", "x=1", "--set", "q=2"], "not used"),
+        (["--set", "x=1", "--out", "g.jpeg"], ".svg, .png, .pdf or .dot"),
+        (["--set", "x=1", "--animate", "a.mp4"], ".gif"),
+        (["--set", "x=-1"], "log"),
+    ],
+)
+def test_bad_options_are_one_line_errors(tmp_path, capsys, monkeypatch, args, text):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) if "x=abc" in args or "1x=2" in args or "x=nan" in args else _no_exit():
+        code = main(["graph", "log(x)", *args])
+        assert code == 2
+    err = capsys.readouterr().err
+    assert text in err and err.count("\n") == 1
+
+
+def test_too_large_graphs_are_refused_with_the_option_to_use(tmp_path, capsys):
+    expression = " + ".join(["x*y"] * 80)
+    assert main(["graph", expression, "--set", "x=1", "--set", "y=2", "--out", str(tmp_path / "g.svg")]) == 2
+    assert "--max-nodes" in capsys.readouterr().err
+
+
+def test_without_dot_the_source_is_written_and_one_line_says_how_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert main([*NEURON, "--out", str(tmp_path / "g.svg")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "apt-get install graphviz" in err and "brew install graphviz" in err
+    assert (tmp_path / "g.dot").read_text().startswith("digraph")
+
+
+class _no_exit:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
