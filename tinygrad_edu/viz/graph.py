@@ -10,7 +10,6 @@ neuron or layer.
 
 from __future__ import annotations
 
-import html
 import math
 import re
 from collections import defaultdict
