@@ -122,97 +122,186 @@ NUMPY_MATH = NumpyMath(checked=True)
 _TAPE_MATH = NumpyMath(checked=False)  # the tape runs it under np.errstate(all="raise")
 
 
-def _as_slice(rows: np.ndarray) -> slice | None:
-    """``rows`` as a basic slice (a view, no copy) when they form an arithmetic progression of
-    distinct rows, else None."""
-    if len(rows) == 1:
-        return slice(int(rows[0]), int(rows[0]) + 1)
-    step = int(rows[1] - rows[0])
-    if step == 0 or not (np.diff(rows) == step).all():
-        return None
-    stop = int(rows[-1]) + (1 if step > 0 else -1)
-    return slice(int(rows[0]), stop if stop >= 0 else None, step)
+# The tape's layout ----------------------------------------------------------------------------
+# Every node has a row in a (rows, batch) value buffer V and a gradient buffer G: parameters,
+# inputs, constants, then each group's outputs. A group of M nodes is an array of some member
+# shape (M,) or (M // d, d), and each of its input slots is read as one strided view of V when
+# the slot's rows are an affine function of the member index (a stride of 0 broadcasts an input
+# every member reads); only other slots are gathered. So a step is, per group, one rule call and
+# one store forward, and one rule call and one add per input slot backward.
+
+def _member_shapes(m: int):
+    yield (m,)
+    for d in range(2, m):
+        if m % d == 0:
+            yield (m // d, d)
 
 
-def _grid(slots: list[np.ndarray]) -> tuple[int, int, int] | None:
-    """(first row, slot stride, member stride) when ``rows[k][i] == base + k*sk + i*si`` for all
-    slots ``k`` and members ``i``, all rows distinct and ``si >= 0``, so that the slots, taken in
-    order of their first row, are one strided view of a buffer."""
-    table = np.stack(sorted(slots, key=lambda rows: int(rows[0])))
-    k, n = table.shape
-    base = int(table[0, 0])
-    sk = int(table[1, 0] - base) if k > 1 else 0
-    si = int(table[0, 1] - base) if n > 1 else 0
-    expected = base + sk * np.arange(k)[:, None] + si * np.arange(n)[None, :]
-    if si < 0 or not np.array_equal(table, expected) or len(np.unique(table)) != table.size:
-        return None
-    return base, sk, si
+def _affine(rows: np.ndarray, shape: tuple[int, ...]) -> tuple[int, tuple[int, ...]] | None:
+    """``(base, strides)`` when ``rows``, read as an array of ``shape``, are
+    ``base + index . strides`` (strides in rows, 0 along axes of length 1), else None."""
+    table = rows.reshape(shape)
+    base = int(table.flat[0])
+    strides = tuple(int(np.take(table, 1, axis=a).flat[0]) - base if n > 1 else 0 for a, n in enumerate(shape))
+    expected = base + sum(s * i for s, i in zip(strides, np.indices(shape)))
+    return (base, strides) if np.array_equal(table, expected) else None
+
+
+def _distinct(base: int, strides: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    """Whether a view writes each row at most once, not counting broadcast axes (stride 0)."""
+    shape = tuple(n if s != 0 else 1 for s, n in zip(strides, shape))
+    rows = base + sum(s * i for s, i in zip(strides, np.indices(shape)))
+    return len(np.unique(rows)) == np.size(rows)
+
+
+def _strided(buf: np.ndarray, base: int, strides: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """The rows ``base + index . strides`` of ``buf`` as an array of ``shape + (batch,)`` (a view)."""
+    row, col = buf.strides
+    return np.lib.stride_tricks.as_strided(
+        buf[base:], shape + (buf.shape[1],), tuple(s * row for s in strides) + (col,))
 
 
 class _Group:
-    """Nodes applying one primitive at one depth: output rows ``lo:hi``, one row array per slot."""
+    """Nodes applying one primitive at one depth: output rows ``lo:hi`` laid out as ``shape``; per
+    input slot its rows (in member order), its view ``(base, strides)`` or None (gathered), and
+    whether a gradient flows into it."""
 
-    def __init__(self, op: Primitive, lo: int, hi: int, slots: list[np.ndarray], grad_slots: list[bool]):
-        self.op, self.lo, self.hi, self.slots, self.grad_slots = op, lo, hi, slots, grad_slots
-        self.slices = [_as_slice(rows) for rows in slots]
-        # Runs of consecutive gradient slots whose rows form one grid: when the derivative rule
-        # hands every slot the same array (sum, add), a run is updated by one strided +=.
-        self.runs: list[tuple[int, int, tuple[int, int, int]]] = []
+    def __init__(self, op: Primitive, lo: int, slots: list[np.ndarray], grad_slots: list[bool]):
+        self.op, self.lo, self.hi, self.slots, self.grad_slots = op, lo, lo + len(slots[0]), slots, grad_slots
+        best = None
+        for shape in _member_shapes(len(slots[0])):
+            views = [_affine(rows, shape) for rows in slots]
+            score = sum(v is not None for v in views)
+            if best is None or score > best[0]:
+                best = (score, shape, views)
+        _, self.shape, self.views = best
+
+    def backward_adds(self, G: np.ndarray) -> tuple[list, list]:
+        """How each input slot's gradient is added into ``G``: ``plain`` as ``(slot, view)`` pairs
+        (one ``+=``), and ``other`` as functions of the rule's gradients: a run of slots whose views
+        stack into one strided view (an n-ary sum: one ``+=`` when the rule hands every slot the same
+        array), a view with broadcast axes (summed over them first) or a gathered slot (np.add.at)."""
+        shape, batch = self.shape, G.shape[1]
+        full = shape + (batch,)
+        plain, other = [], []
         k = 0
-        while k < len(slots):
-            end = k
-            while end < len(slots) and grad_slots[end] and self.slices[end] is not None:
-                end += 1
-            while end - k >= 2 and _grid(slots[k:end]) is None:
-                end -= 1
-            if end - k >= 2:
-                self.runs.append((k, end, _grid(slots[k:end])))
-                k = end
-            else:
+        while k < len(self.slots):
+            if not self.grad_slots[k]:
                 k += 1
+                continue
+            end = _run_end(self, k)
+            if end - k >= 3:  # a broadcasting add costs about as much as two plain ones
+                base, strides = self.views[k]
+                step = self.views[k + 1][0] - base
+                singles = [(j, _strided(G, *self.views[j], shape)) for j in range(k, end)]
+                other.append(_run_add(k, end, _strided(G, base, (step,) + strides, (end - k,) + shape), singles))
+                k = end
+                continue
+            view = self.views[k]
+            if view is not None and _distinct(*view, shape):
+                base, strides = view
+                broadcast = tuple(a for a, (s, n) in enumerate(zip(strides, shape)) if s == 0 and n > 1)
+                if not broadcast:
+                    plain.append((k, _strided(G, base, strides, shape)))
+                else:
+                    kept = [a for a in range(len(shape)) if a not in broadcast]
+                    target = _strided(G, base, tuple(strides[a] for a in kept), tuple(shape[a] for a in kept))
+                    other.append(_reduce_add(k, target, broadcast, full))
+            else:
+                other.append(_scatter_add(k, G, self.slots[k], full))
+            k += 1
+        return plain, other
+
+
+def _run_end(g: _Group, k: int) -> int:
+    """The end of the run of gradient slots from ``k`` whose views have the same strides, no
+    broadcast axis, and bases in arithmetic progression, writing distinct rows: their gradient
+    targets stack into one strided view."""
+    def stackable(j):
+        v = g.views[j]
+        return g.grad_slots[j] and v is not None and v[1] == g.views[k][1] \
+            and all(s != 0 or n == 1 for s, n in zip(v[1], g.shape))
+
+    if not stackable(k) or k + 1 == len(g.slots) or not stackable(k + 1):
+        return k + 1
+    base, strides = g.views[k]
+    step = g.views[k + 1][0] - base
+    if step == 0:  # the same rows twice (a + a): two adds
+        return k + 1
+    end = k + 1
+    while end < len(g.slots) and stackable(end) and g.views[end][0] == base + step * (end - k) \
+            and _distinct(base, (step,) + strides, (end - k + 1,) + g.shape):
+        end += 1
+    return end
+
+
+def _run_add(k0: int, k1: int, target: np.ndarray, singles: list):
+    def add(grads):
+        g0 = grads[k0]
+        for d in grads[k0 + 1:k1]:
+            if d is not g0:
+                for k, t in singles:
+                    np.add(t, grads[k], out=t)
+                return
+        np.add(target, g0, out=target)
+    return add
+
+
+def _reduce_add(k: int, target: np.ndarray, axes: tuple[int, ...], full: tuple[int, ...]):
+    def add(grads):
+        np.add(target, np.broadcast_to(grads[k], full).sum(axis=axes), out=target)
+    return add
+
+
+def _scatter_add(k: int, G: np.ndarray, rows: np.ndarray, full: tuple[int, ...]):
+    def add(grads):
+        np.add.at(G, rows, np.broadcast_to(grads[k], full).reshape(len(rows), -1))
+    return add
+
+
+def _gather(m, V, rows):
+    return V.take(rows, axis=0)
 
 
 class _Plan:
-    """A tape bound to buffers for one batch size: views are made once, so the per-call work is
-    the rules' NumPy calls, one store per group and one scatter per gradient slot."""
+    """A tape bound to buffers for one batch size, with every view made once: the per-call work is
+    the rules' NumPy calls, one store per group and one add per gradient slot.
+
+    ``forward`` holds ``(rule, output view, argument views, group)`` (a gathered slot is a step of
+    its own, group None); ``backward`` holds ``(vjp, gradient view, output view, argument views,
+    plain adds, other adds, group)`` for the groups a gradient flows through, last group first."""
 
     def __init__(self, tape: Tape, batch: int):
-        n = tape._num_rows
-        self.V = V = np.zeros((n, batch))
-        self.G = G = np.zeros((n, batch))
+        self.V = V = np.zeros((tape._num_rows, batch))
+        self.G = G = np.zeros((tape._num_rows, batch))
         V[tape._const_rows] = tape._const_data[:, None]
-        self.params_view = V[: len(tape._used_params)]
+        P = len(tape._used_params)
+        self.params_view, self.param_grads = V[:P], G[:P]
         self.inputs_view = V[tape._input_lo : tape._input_lo + tape.num_inputs]
-        self.forward = []  # (group, forward rule, output view, args or None, take specs)
+        first = int(tape._output_rows[0])
+        self.first_output, self.first_output_grad = V[first], G[first]
+        self.forward: list[tuple] = []
+        self.backward: list[tuple] = []
         for g in tape._groups:
-            # A slot is a fixed view of V when its rows form a progression, else rows to take.
-            specs = [(True, V[s]) if s is not None else (False, rows) for s, rows in zip(g.slices, g.slots)]
-            static = tuple(sp for _, sp in specs) if all(is_view for is_view, _ in specs) else None
-            self.forward.append((g, g.op.forward, V[g.lo : g.hi], static, specs))
-        self.backward = []
-        for i in reversed(range(len(tape._groups))):
-            g = tape._groups[i]
-            if not any(g.grad_slots):
-                continue
-            scatters = []
-            for k, (s, rows) in enumerate(zip(g.slices, g.slots)):
-                if not g.grad_slots[k]:
-                    scatters.append(None)
-                elif s is not None:
-                    scatters.append(("view", G[s]))
-                elif len(np.unique(rows)) == len(rows):
-                    scatters.append(("unique", rows))
+            args = []
+            for rows, view in zip(g.slots, g.views):
+                if view is not None:
+                    args.append(_strided(V, *view, g.shape))
                 else:
-                    scatters.append(("dup", rows))
-            runs, covered = [], set()
-            for k0, k1, (base, sk, si) in g.runs:
-                runs.append(np.lib.stride_tricks.as_strided(
-                    G[base:], shape=(k1 - k0, g.hi - g.lo, batch),
-                    strides=(sk * G.strides[0], si * G.strides[0], G.strides[1])))
-                covered.update(range(k0, k1))
-            rest = [sc if k not in covered else None for k, sc in enumerate(scatters)]
-            self.backward.append((i, g, g.op.vjp, G[g.lo : g.hi], V[g.lo : g.hi], scatters, runs, rest))
-        self.saved: list[Any] = [None] * len(tape._groups)
+                    gathered = np.empty(g.shape + (batch,))
+                    self.forward.append((_gather, gathered, (V, rows.reshape(g.shape)), None))
+                    args.append(gathered)
+            out = V[g.lo : g.hi].reshape(g.shape + (batch,))
+            args = tuple(args)
+            self.forward.append((g.op.forward, out, args, g))
+            if any(g.grad_slots):
+                plain, other = g.backward_adds(G)
+                self.backward.append((g.op.vjp, G[g.lo : g.hi].reshape(out.shape), out, args,
+                                      tuple(plain), tuple(other), g))
+        self.backward.reverse()
+
+
+_RAISE = {"divide": "raise", "invalid": "raise", "over": "raise", "under": "ignore"}
 
 
 class Tape:
@@ -261,6 +350,18 @@ class Tape:
             groups.setdefault((depth[id(node)], id(node.op), len(node.parents)), []).append(node)
         schedule = [groups[key] for key in sorted(groups, key=lambda k: k[0])]  # sort is stable
 
+        # Order each group's members the way their consumers read them, slot by slot, walking back
+        # from the outputs: a layer's products w[j][k] * x[k] come out as (k, j), so the sum that adds
+        # them reads one contiguous block per k and each x[k] is one row broadcast over j.
+        rank: dict[int, tuple[int, int, int]] = {}
+        for i, o in enumerate(outputs):
+            rank.setdefault(id(o), (-1, 0, i))
+        for r, members in enumerate(reversed(schedule)):
+            members.sort(key=lambda node: rank[id(node)])
+            for k in range(len(members[0].parents)):
+                for i, node in enumerate(members):
+                    rank.setdefault(id(node.parents[k]), (r, k, i))
+
         # Rows of the buffers: parameters in order of first use (so that a layer's weights are one
         # contiguous block), then inputs, constants and each group's outputs, contiguous.
         row: dict[int, int] = {}
@@ -295,7 +396,7 @@ class Tape:
             arity = len(members[0].parents)
             slots = [np.array([row[id(m.parents[k])] for m in members], dtype=np.intp) for k in range(arity)]
             grad_slots = [any(needs_grad[id(m.parents[k])] for m in members) for k in range(arity)]
-            self._groups.append(_Group(members[0].op, lo, next_row, slots, grad_slots))
+            self._groups.append(_Group(members[0].op, lo, slots, grad_slots))
         self._num_rows = next_row
         self._output_rows = np.array([row[id(o)] for o in outputs], dtype=np.intp)
         self._plans: dict[int, _Plan] = {}
@@ -331,35 +432,37 @@ class Tape:
         return plan
 
     def _run_forward(self, X: np.ndarray) -> _Plan:
+        """Fill the value buffer (call inside ``np.errstate(**_RAISE)``)."""
         plan = self._plan(X.shape[0])
-        plan.params_view[...] = np.fromiter(map(self._get_data, self._used_params), np.float64, len(self._used_params))[:, None]
+        if self._used_params:
+            plan.params_view[...] = np.fromiter(
+                map(self._get_data, self._used_params), np.float64, len(self._used_params))[:, None]
         plan.inputs_view[...] = X.T
-        m, V, saved = _TAPE_MATH, plan.V, plan.saved
-        with np.errstate(divide="raise", invalid="raise", over="raise", under="ignore"):
-            for i, (g, fwd, out, static, specs) in enumerate(plan.forward):
-                args = static if static is not None else [
-                    sp if is_view else V.take(sp, axis=0) for is_view, sp in specs
-                ]
-                try:
+        m, steps = _TAPE_MATH, iter(plan.forward)
+        while True:
+            try:
+                for fwd, out, args, group in steps:
                     out[...] = fwd(m, *args)
-                except _ARITHMETIC_ERRORS as err:  # FloatingPointError is an ArithmeticError
-                    self._replay_error(g, "forward", err, plan, lambda: fwd(m, *args), out, args)
-                saved[i] = args
-        return plan
+                return plan
+            except _ARITHMETIC_ERRORS:  # FloatingPointError is an ArithmeticError
+                self._replay_error(group, "forward", lambda: fwd(m, *args), out, args)  # then carry on
 
-    def _replay_error(self, g: _Group, where: str, err: Exception, plan: _Plan, redo, out, args, gview=None):
+    def _replay_error(self, g: _Group, where: str, redo, out, args, gview=None):
         """A group hit a NumPy floating-point error: find the first sample and node where the scalar
         engine raises and raise its error; if none does (inf - inf, say), the scalar engine
         gives inf or nan there too, so finish the group without raising."""
-        args = [np.broadcast_to(a, out.shape) for a in args]
-        for j in range(out.shape[1]):
-            for r in range(out.shape[0]):
-                xs = [float(a[r, j]) for a in args]
+        batch = out.shape[-1]
+        cols = [np.broadcast_to(a, out.shape).reshape(-1, batch) for a in args]
+        outs = out.reshape(-1, batch)
+        grads = None if gview is None else gview.reshape(-1, batch)
+        for j in range(batch):
+            for r in range(outs.shape[0]):
+                xs = [float(a[r, j]) for a in cols]
                 try:
                     if where == "forward":
                         g.op.forward(FLOAT_MATH, *xs)
                     else:
-                        g.op.vjp(FLOAT_MATH, float(gview[r, j]), float(out[r, j]), *xs)
+                        g.op.vjp(FLOAT_MATH, float(grads[r, j]), float(outs[r, j]), *xs)
                 except _ARITHMETIC_ERRORS as scalar_err:
                     prefix = f"in the batched {where} (sample {j}), " + ("the derivative of " if where != "forward" else "")
                     raise _math_error(g.op, xs, scalar_err, prefix) from None
@@ -369,12 +472,17 @@ class Tape:
             out[...] = result
         return result
 
+    def _outputs(self, plan: _Plan) -> np.ndarray:
+        out = plan.V[self._output_rows].T
+        return out[:, 0].copy() if self.num_outputs == 1 else out.copy()
+
     def forward(self, inputs) -> np.ndarray:
         """Per-sample outputs for a ``(batch, num_inputs)`` array: shape ``(batch,)`` for one
         output, ``(batch, num_outputs)`` otherwise. Records no gradients."""
-        plan = self._run_forward(self._check_inputs(inputs))
-        out = plan.V[self._output_rows].T
-        return out[:, 0].copy() if self.num_outputs == 1 else out.copy()
+        X = self._check_inputs(inputs)
+        with np.errstate(**_RAISE):
+            plan = self._run_forward(X)
+        return self._outputs(plan)
 
     __call__ = forward
 
@@ -384,10 +492,10 @@ class Tape:
         ``grad_outputs`` has the outputs' shape. Returns the per-sample outputs."""
         X = self._check_inputs(inputs)
         go = np.asarray(grad_outputs, dtype=np.float64).reshape(X.shape[0], self.num_outputs)
-        plan = self._run_forward(X)
-        self._run_backward(plan, go)
-        out = plan.V[self._output_rows].T
-        return out[:, 0].copy() if self.num_outputs == 1 else out.copy()
+        with np.errstate(**_RAISE):
+            plan = self._run_forward(X)
+            self._run_backward(plan, go)
+        return self._outputs(plan)
 
     def mean_backward(self, inputs) -> float:
         """For a one-output tape (a per-sample loss): the batch's mean loss, with its gradient added
@@ -395,41 +503,48 @@ class Tape:
         if self.num_outputs != 1:
             raise ValueError(f"mean_backward needs a tape with one output (a loss); this one has {self.num_outputs}")
         X = self._check_inputs(inputs)
-        plan = self._run_forward(X)
         n = X.shape[0]
-        self._run_backward(plan, None, 1.0 / n)
-        return float(plan.V[self._output_rows[0]].sum() / n)
+        with np.errstate(**_RAISE):
+            plan = self._run_forward(X)
+            self._run_backward(plan, None, 1.0 / n)
+        return float(plan.first_output.sum() / n)
+
+    def _seed(self, plan: _Plan, grad_outputs: np.ndarray | None, seed: float) -> None:
+        plan.G.fill(0.0)
+        if grad_outputs is None:
+            plan.first_output_grad.fill(seed)
+        else:
+            np.add.at(plan.G, self._output_rows, grad_outputs.T)
 
     def _run_backward(self, plan: _Plan, grad_outputs: np.ndarray | None, seed: float = 1.0) -> None:
-        G, saved, m = plan.G, plan.saved, _TAPE_MATH
-        G.fill(0.0)
-        if grad_outputs is None:
-            G[self._output_rows[0]] += seed
-        else:
-            np.add.at(G, self._output_rows, grad_outputs.T)
-        with np.errstate(divide="raise", invalid="raise", over="raise", under="ignore"):
-            for i, g, vjp, gview, out, scatters, runs, rest in plan.backward:
-                args = saved[i]
+        """Fill the gradient buffer from the outputs' seed and add the parameters' gradients into
+        their ``.grad`` (call after :meth:`_run_forward`, inside ``np.errstate(**_RAISE)``)."""
+        self._seed(plan, grad_outputs, seed)
+        m = _TAPE_MATH
+        try:
+            for vjp, g, out, args, plain, other, group in plan.backward:
+                grads = vjp(m, g, out, *args)
+                for k, target in plain:
+                    target += grads[k]
+                for add in other:
+                    add(grads)
+        except _ARITHMETIC_ERRORS:
+            # A rule (or a sum of contributions) hit a floating-point error: start again and go
+            # group by group, raising the scalar engine's error, or letting inf and nan through
+            # where the scalar engine does too (adding up contributions never raises there).
+            self._seed(plan, grad_outputs, seed)
+            for vjp, g, out, args, plain, other, group in plan.backward:
                 try:
-                    grads = vjp(m, gview, out, *args)
-                except _ARITHMETIC_ERRORS as err:
-                    grads = self._replay_error(g, "backward", err, plan, lambda: vjp(m, gview, out, *args), out, args, gview)
-                if runs and all(d is grads[0] for d in grads):
-                    for run in runs:  # n-ary sum and add: one strided update for a run of slots
-                        run += grads[0]
-                    scatters = rest
-                for sc, d in zip(scatters, grads):
-                    if sc is None:
-                        continue
-                    kind, target = sc
-                    if kind == "view":
-                        target += d
-                    elif kind == "unique":
-                        G[target] += d
-                    else:
-                        np.add.at(G, target, np.broadcast_to(d, (len(target), G.shape[1])))
+                    grads = vjp(m, g, out, *args)
+                except _ARITHMETIC_ERRORS:
+                    grads = self._replay_error(group, "backward", lambda: vjp(m, g, out, *args), out, args, g)
+                with np.errstate(all="ignore"):
+                    for k, target in plain:
+                        target += grads[k]
+                    for add in other:
+                        add(grads)
         if self._used_params:
-            for p, total in zip(self._used_params, G[: len(self._used_params)].sum(axis=1).tolist()):
+            for p, total in zip(self._used_params, plan.param_grads.sum(axis=1).tolist()):
                 p.grad += total
 
 
