@@ -141,3 +141,28 @@ def test_learning_curve(tmp_path, capsys):
     assert np.all(np.array(record["test_accuracy"]) <= 1.0)
     code, _, err = run_cli(["learning-curve", "--sizes", "10,0", "--out", str(tmp_path)], capsys)
     assert code == 2 and "positive integers" in err
+
+
+def test_circle_draws_one_samples_loss_graph_clustered_by_layer(tmp_path, capsys, require_dot):
+    import xml.etree.ElementTree as ET
+
+    code, _, _ = run_cli(["circle", *SMALL, "--out", str(tmp_path)], capsys)
+    assert code == 0
+    svg = ET.parse(tmp_path / "graph.svg").getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    clusters = {t.text for g in svg.iter(f"{ns}g") if g.get("class") == "cluster" for t in g.findall(f"{ns}text")}
+    assert {"layers.0", "layers.1"} <= clusters
+    text = " ".join(t.text or "" for t in svg.iter(f"{ns}text"))
+    # every parameter of the 2-8-1 model is drawn, and the root is the loss with gradient 1
+    for i in range(8):
+        assert f"layers.0.neurons.{i}.b" in text and f"layers.1.neurons.0.w.{i}" in text
+    assert "loss" in text and "grad 1" in text
+
+
+def test_circle_without_dot_still_writes_everything_else(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    code, out, err = run_cli(["circle", *SMALL, "--out", str(tmp_path)], capsys)
+    assert code == 0 and out.startswith("test accuracy:")
+    assert "graph.svg not drawn" in err and "graphviz" in err.lower() and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "graph.dot").read_text().startswith("digraph")
+    assert all((tmp_path / n).stat().st_size > 0 for n in ("decision_boundary.png", "curves.png", "model.json"))

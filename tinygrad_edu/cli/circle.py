@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import data, nn, optim, train
+from .. import Value, data, nn, optim, train
 from ..serialize import save_model
-from ..viz import plots
+from ..viz import GraphTooLargeError, GraphvizNotFoundError, draw_graph, plots, save_graph
 from ._common import CLIError, fraction, non_negative_float, non_negative_int, positive_float, positive_int
 
 LR_HELP = (
@@ -128,7 +128,8 @@ def add_parser(subparsers) -> None:
                     "random points in [-1, 1]^2. The defaults are the article's configuration: 5000 samples, "
                     "20% held out, a 2-8-1 network (ReLU, then sigmoid), binary cross-entropy, SGD, batch 32, "
                     "50 epochs, seed 0 (with learning rate 0.1, see --lr). Writes DIR/decision_boundary.png, "
-                    "DIR/curves.png and DIR/model.json; prints 'test accuracy: NN.NN%' last. Ctrl-C stops "
+                    "DIR/curves.png, DIR/model.json and DIR/graph.svg (one training sample's loss graph after "
+                    "backward, clustered by layer); prints 'test accuracy: NN.NN%' last. Ctrl-C stops "
                     "after the current batch and still writes everything.")
     group = parser.add_argument_group("data")
     group.add_argument("--samples", type=positive_int, default=5000, help="number of points (default: %(default)s)")
@@ -141,6 +142,24 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", default="runs/circle", metavar="DIR",
                         help="output directory (default: %(default)s)")
     parser.set_defaults(func=run)
+
+
+def draw_sample_graph(model: nn.Module, objective: train.Objective, x, target: float, path: Path) -> Path | None:
+    """Draw one training sample's loss graph after backward, clustered by layer, to ``path``.
+    Returns the path, or ``None`` (with a one-line warning) when it could not be rendered; a
+    missing picture never costs the rest of the run's outputs."""
+    inputs = [Value(float(v), label=f"x{i}") for i, v in enumerate(x)]
+    model.zero_grad()
+    loss = objective.sample_loss(model, inputs, float(target))
+    loss.label = "loss"
+    loss.backward()
+    try:
+        return save_graph(draw_graph(loss, cluster=True), path)
+    except (GraphvizNotFoundError, GraphTooLargeError) as err:
+        print(f"warning: {path.name} not drawn: {err}", file=sys.stderr)
+        return None
+    finally:
+        model.zero_grad()  # the picture's gradients are one sample's, not the optimizer's
 
 
 def _say(args, text: str) -> None:
@@ -186,6 +205,9 @@ def run(args: argparse.Namespace) -> int:
         title=f"MLP {arch}: {100 * accuracy:.2f}% of test points correct")
     paths.append(out / "curves.png")
     plots.plot_curves(history, paths[-1])
+    graph_path = draw_sample_graph(model, objective, X_train[0], y_train[0], out / "graph.svg")
+    if graph_path is not None:
+        paths.append(graph_path)
     for path in paths:
         _say(args, f"wrote {path}")
     if history.interrupted:
