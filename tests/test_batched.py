@@ -290,3 +290,98 @@ def test_rules_come_from_the_table():
 
     w = Value(0.7, "w")
     assert_matches_scalar(lambda x: apply(cube, w * x), np.array([[1.0], [-2.0], [0.5]]), [w])
+
+
+# The layout: views, broadcast slots, stacked runs, gathered slots ----------------------------
+
+def slot_kinds(tape):
+    """(op name, 'view' | 'broadcast' | 'gather') for every input slot of every group."""
+    kinds = []
+    for g in tape._groups:
+        for view in g.views:
+            if view is None:
+                kinds.append((g.op.name, "gather"))
+            elif any(s == 0 and n > 1 for s, n in zip(view[1], g.shape)):
+                kinds.append((g.op.name, "broadcast"))
+            else:
+                kinds.append((g.op.name, "view"))
+    return kinds
+
+
+def test_an_mlp_layer_reads_every_slot_as_a_view():
+    model = nn.MLP(2, [8, 1], "relu", "sigmoid", seed=0)
+    fn = lambda a, b, t: nn.binary_cross_entropy_with_logits(model.logits([a, b]), t)  # noqa: E731
+    tape = trace(fn, [0.1, 0.2, 1.0], model.parameters())
+    kinds = slot_kinds(tape)
+    assert ("mul", "gather") not in kinds and ("sum", "gather") not in kinds
+    assert ("mul", "broadcast") in kinds  # x[k] read by every neuron: one row, stride 0
+    rng = np.random.default_rng(0)
+    for batch in (32, 7, 1):  # a full batch, a partial last batch, a single sample
+        rows = np.c_[rng.uniform(-1, 1, (batch, 2)), rng.random(batch) < 0.5]
+        assert_matches_scalar(fn, rows, model.parameters())
+
+
+def test_broadcast_slots_that_need_a_gradient_sum_over_the_broadcast_axis():
+    # In a second hidden layer every neuron reads every activation of the first: the activations'
+    # gradient is the sum over the neurons that read them.
+    model = nn.MLP(3, [4, 5, 1], "tanh", "linear", seed=2)
+    fn = lambda a, b, c, t: nn.mse_loss(model([a, b, c]), t)  # noqa: E731
+    rows = np.c_[np.random.default_rng(1).uniform(-1, 1, (9, 3)), np.arange(9) % 2]
+    tape = trace(fn, rows[0], model.parameters())
+    grad_broadcast = [
+        g for g in tape._groups for k, view in enumerate(g.views)
+        if view is not None and g.grad_slots[k] and any(s == 0 and n > 1 for s, n in zip(view[1], g.shape))
+    ]
+    assert grad_broadcast, "expected a broadcast slot that a gradient flows into"
+    assert_matches_scalar(fn, rows, model.parameters())
+
+
+def test_duplicated_parents_in_gathered_and_repeated_slots():
+    w1, w2, c = Value(0.8, "w1"), Value(-1.3, "w2"), Value(0.4, "c")
+
+    def fn(x, y):
+        # mul slot 0 reads rows [w1, w1, w2]: not a progression, gathered, scattered with np.add.at;
+        # c * c and c + c read one row twice in two slots; the sum reads h three times.
+        h = x * c
+        return vsum([w1 * x, w1 * y, w2 * x, c * c * y, (c + c) * x, h, h, h])
+
+    tape = trace(fn, [1.0, 2.0], [w1, w2, c])
+    assert ("mul", "gather") in slot_kinds(tape)
+    rows = np.array([[0.3, 2.0], [-1.2, 0.5], [0.8, -1.0]])
+    assert_matches_scalar(fn, rows, [w1, w2, c])
+    for p in (w1, w2, c):
+        p.grad = 0.0
+    tape.mean_backward(rows)
+    x, y = rows[:, 0], rows[:, 1]
+    assert w1.grad == pytest.approx(np.mean(x + y), rel=1e-15)
+    assert w2.grad == pytest.approx(np.mean(x), rel=1e-15)
+    assert c.grad == pytest.approx(np.mean(2 * 0.4 * y + 2 * x + 3 * x), rel=1e-14)
+
+
+def test_stacked_slots_get_each_their_own_gradient_unless_the_rule_shares_one():
+    # A three-input primitive whose derivative differs per input, reading three products laid out
+    # one after the other (a stackable run): each slot must still get its own gradient.
+    weighted = ops.Primitive("weighted3_test_batched", 3, lambda m, a, b, c: a + 2.0 * b + 3.0 * c,
+                             lambda m, g, out, a, b, c: (g, 2.0 * g, 3.0 * g))
+    from tinygrad_edu.engine import apply
+
+    ws = [Value(v, f"w{i}") for i, v in enumerate((0.5, -0.25, 2.0))]
+    fn = lambda x: apply(weighted, ws[0] * x, ws[1] * x, ws[2] * x) + vsum([w * x for w in ws])  # noqa: E731
+    rows = np.array([[1.0], [-2.0], [0.5], [3.0]])
+    assert_matches_scalar(fn, rows, ws)
+    for w in ws:
+        w.grad = 0.0
+    trace(fn, rows[0], ws).mean_backward(rows)
+    assert [w.grad for w in ws] == pytest.approx([np.mean(rows) * (1 + i) + np.mean(rows) for i in range(3)], rel=1e-15)
+
+
+def test_overflow_while_adding_up_gradients_gives_inf_like_the_scalar_engine():
+    # Each contribution to w's gradient is finite (x / 2), their sum is not; the forward is finite.
+    w = Value(1e-300, "w")
+    fn = lambda x: vsum([w * x, w * x])  # noqa: E731
+    for rows in (np.array([[1e308]]), np.array([[1e308], [1.7e308]])):
+        _, (ref,) = scalar_mean_loss(fn, rows, [w])
+        assert ref == math.inf
+        w.grad = 0.0
+        trace(fn, rows[0], [w]).mean_backward(rows)
+        assert w.grad == ref

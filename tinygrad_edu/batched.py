@@ -431,19 +431,23 @@ class Tape:
             plan = self._plans[batch] = _Plan(self, batch)
         return plan
 
-    def _run_forward(self, X: np.ndarray) -> _Plan:
-        """Fill the value buffer (call inside ``np.errstate(**_RAISE)``)."""
+    def _inputs_plan(self, inputs) -> _Plan:
+        X = self._check_inputs(inputs)
         plan = self._plan(X.shape[0])
+        plan.inputs_view[...] = X.T
+        return plan
+
+    def _run_forward(self, plan: _Plan) -> None:
+        """Fill the value buffer, the inputs being in place (call inside ``np.errstate(**_RAISE)``)."""
         if self._used_params:
             plan.params_view[...] = np.fromiter(
                 map(self._get_data, self._used_params), np.float64, len(self._used_params))[:, None]
-        plan.inputs_view[...] = X.T
         m, steps = _TAPE_MATH, iter(plan.forward)
         while True:
             try:
                 for fwd, out, args, group in steps:
                     out[...] = fwd(m, *args)
-                return plan
+                return
             except _ARITHMETIC_ERRORS:  # FloatingPointError is an ArithmeticError
                 self._replay_error(group, "forward", lambda: fwd(m, *args), out, args)  # then carry on
 
@@ -479,9 +483,9 @@ class Tape:
     def forward(self, inputs) -> np.ndarray:
         """Per-sample outputs for a ``(batch, num_inputs)`` array: shape ``(batch,)`` for one
         output, ``(batch, num_outputs)`` otherwise. Records no gradients."""
-        X = self._check_inputs(inputs)
+        plan = self._inputs_plan(inputs)
         with np.errstate(**_RAISE):
-            plan = self._run_forward(X)
+            self._run_forward(plan)
         return self._outputs(plan)
 
     __call__ = forward
@@ -490,10 +494,10 @@ class Tape:
         """Forward, then add ``sum over samples of grad_outputs[i] * d(outputs[i])/d(param)`` to each
         parameter's ``.grad`` (as ``backward`` on the scalar graph of the weighted sum would).
         ``grad_outputs`` has the outputs' shape. Returns the per-sample outputs."""
-        X = self._check_inputs(inputs)
-        go = np.asarray(grad_outputs, dtype=np.float64).reshape(X.shape[0], self.num_outputs)
+        plan = self._inputs_plan(inputs)
+        go = np.asarray(grad_outputs, dtype=np.float64).reshape(plan.V.shape[1], self.num_outputs)
         with np.errstate(**_RAISE):
-            plan = self._run_forward(X)
+            self._run_forward(plan)
             self._run_backward(plan, go)
         return self._outputs(plan)
 
@@ -502,10 +506,12 @@ class Tape:
         into the parameters' ``.grad``, as ``(sum(losses) / n).backward()`` would."""
         if self.num_outputs != 1:
             raise ValueError(f"mean_backward needs a tape with one output (a loss); this one has {self.num_outputs}")
-        X = self._check_inputs(inputs)
-        n = X.shape[0]
+        return self._mean_backward(self._inputs_plan(inputs))
+
+    def _mean_backward(self, plan: _Plan) -> float:
+        n = plan.V.shape[1]
         with np.errstate(**_RAISE):
-            plan = self._run_forward(X)
+            self._run_forward(plan)
             self._run_backward(plan, None, 1.0 / n)
         return float(plan.first_output.sum() / n)
 
@@ -528,6 +534,7 @@ class Tape:
                     target += grads[k]
                 for add in other:
                     add(grads)
+            totals = plan.param_grads.sum(axis=1)
         except _ARITHMETIC_ERRORS:
             # A rule (or a sum of contributions) hit a floating-point error: start again and go
             # group by group, raising the scalar engine's error, or letting inf and nan through
@@ -543,9 +550,10 @@ class Tape:
                         target += grads[k]
                     for add in other:
                         add(grads)
-        if self._used_params:
-            for p, total in zip(self._used_params, plan.param_grads.sum(axis=1).tolist()):
-                p.grad += total
+            with np.errstate(all="ignore"):
+                totals = plan.param_grads.sum(axis=1)
+        for p, total in zip(self._used_params, totals.tolist()):
+            p.grad += total
 
 
 def trace(fn: Callable[..., Value | Sequence[Value]], example: Sequence[float], params: Sequence[Value]) -> Tape:
@@ -600,11 +608,14 @@ def batched_step(model, objective, Xb: np.ndarray, yb: np.ndarray) -> float:
         loss = lambda *xs: objective.sample_loss(model, list(xs[:nin]), xs[nin])  # noqa: E731
         return trace(loss, [*Xb[0], float(yb[0])], model.parameters())
 
+    if Xb.ndim != 2 or len(Xb) == 0 or np.shape(yb) != (len(Xb),):
+        raise ValueError(f"batched_step takes a (batch, features) array and a (batch,) array of targets; "
+                         f"got shapes {Xb.shape} and {np.shape(yb)}")
     tape = _cached_tape(model, ("step", objective, nin), make)
-    inputs = np.empty((len(Xb), nin + 1))
-    inputs[:, :nin] = Xb
-    inputs[:, nin] = yb
-    return tape.mean_backward(inputs)
+    plan = tape._plan(len(Xb))  # the minibatch goes straight into the tape's input rows
+    plan.inputs_view[:nin] = Xb.T
+    plan.inputs_view[nin] = yb
+    return tape._mean_backward(plan)
 
 
 def batched_outputs(model, objective, X: np.ndarray) -> np.ndarray:
