@@ -76,6 +76,7 @@ def test_parents_are_ordered_and_keep_duplicates():
         (lambda x: x ** 2, 9.0), (lambda x: 2 ** x, 8.0), (lambda x: x ** Value(0.5), math.sqrt(3)),
         (lambda x: -x, -3.0), (lambda x: abs(-x), 3.0), (lambda x: x.exp(), math.exp(3)), (lambda x: x.log(), math.log(3)),
         (lambda x: x.sqrt(), math.sqrt(3)), (lambda x: x.tanh(), math.tanh(3)), (lambda x: x.sigmoid(), 1 / (1 + math.exp(-3))),
+        (lambda x: x.softplus(), math.log(1 + math.exp(3))),
         (lambda x: x.relu(), 3.0), (lambda x: (-x).relu(), 0.0), (lambda x: x.sin(), math.sin(3)), (lambda x: x.cos(), math.cos(3)),
         (lambda x: np.float64(2.0) * x, 6.0),
     ],
@@ -147,6 +148,8 @@ def test_stable_tanh_and_sigmoid_at_extremes():
     assert Value(1000.0).sigmoid().data == 1.0
     assert Value(-1000.0).sigmoid().data == 0.0
     assert Value(-1000.0).tanh().data == -1.0
+    assert Value(1000.0).softplus().data == 1000.0
+    assert Value(-1000.0).softplus().data == 0.0
     s = Value(-1000.0)
     s.sigmoid().backward()
     assert s.grad == 0.0

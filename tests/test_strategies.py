@@ -31,6 +31,7 @@ half_log = primitive("st_half_log", lambda x: 0.5 * math.log(x), lambda x: 0.5 /
 MATH = {
     "exp": math.exp, "log": math.log, "sqrt": math.sqrt, "tanh": math.tanh, "sin": math.sin, "cos": math.cos,
     "sigmoid": lambda x: 1 / (1 + math.exp(-x)), "relu": lambda x: max(x, 0.0), "abs": builtins.abs,
+    "softplus": lambda x: math.log(1 + math.exp(x)),
     "sum": lambda *xs: builtins.sum(xs), "st_cube": lambda x: x**3,
 }
 SMALL = settings(max_examples=30, database=None, suppress_health_check=[HealthCheck.too_slow])

@@ -92,6 +92,11 @@ class NumpyMath:
         return np.where(x >= 0.0, 1.0, e) / (1.0 + e)
 
     @staticmethod
+    def softplus(x):
+        # FLOAT_MATH's formula: max(x, 0) + log(1 + exp(-|x|)) never overflows.
+        return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+    @staticmethod
     def relu(x):
         return np.where(x > 0.0, x, 0.0)
 

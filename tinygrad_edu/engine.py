@@ -138,6 +138,7 @@ class Value:
     def sqrt(self) -> Value: return apply(ops.SQRT, self)
     def tanh(self) -> Value: return apply(ops.TANH, self)
     def sigmoid(self) -> Value: return apply(ops.SIGMOID, self)
+    def softplus(self) -> Value: return apply(ops.SOFTPLUS, self)
     def relu(self) -> Value: return apply(ops.RELU, self)
     def sin(self) -> Value: return apply(ops.SIN, self)
     def cos(self) -> Value: return apply(ops.COS, self)
@@ -285,6 +286,7 @@ class _ValueMath:
 
     exp, log, sqrt, tanh = _unary(ops.EXP), _unary(ops.LOG), _unary(ops.SQRT), _unary(ops.TANH)
     sigmoid, relu, sin, cos = _unary(ops.SIGMOID), _unary(ops.RELU), _unary(ops.SIN), _unary(ops.COS)
+    softplus = _unary(ops.SOFTPLUS)
     del _unary
 
     @staticmethod

@@ -301,13 +301,10 @@ def binary_cross_entropy(probability: Value, target: Number | Value, eps: float 
 
 def binary_cross_entropy_with_logits(logit: Value, target: Number | Value) -> Value:
     """Binary cross-entropy of ``sigmoid(logit)``, computed from the logit without overflow:
-    ``max(z, 0) - z t + log(1 + exp(-|z|))``. Its gradient is exactly ``sigmoid(z) - t``.
-
-    ``max(z, 0)`` is written ``(z + |z|) / 2`` so that at ``z = 0`` the conventions
-    ``|z|'(0) = 0`` give the true derivative ``1/2 - t`` (``relu'(0) = 0`` would give ``-t``).
-    """
-    a = abs(logit)
-    return vsum([0.5 * (logit + a), -(logit * target), (1.0 + (-a).exp()).log()])
+    ``-t log(sigmoid(z)) - (1 - t) log(1 - sigmoid(z)) = softplus(z) - z t``, where the
+    ``softplus`` primitive is ``log(1 + exp(z))`` computed stably. Its gradient is exactly
+    ``sigmoid(z) - t``, as in PyTorch's ``BCEWithLogitsLoss``."""
+    return logit.softplus() - logit * target
 
 
 def hinge_loss(score: Value, target: Number | Value) -> Value:

@@ -90,6 +90,11 @@ class FloatMath:
         return e / (1.0 + e)
 
     @staticmethod
+    def softplus(x: float) -> float:
+        # log(1 + exp(x)) as max(x, 0) + log(1 + exp(-|x|)): exp never overflows, no precision lost.
+        return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+    @staticmethod
     def relu(x: float) -> float:
         return x if x > 0.0 else 0.0
 
@@ -164,6 +169,7 @@ SQRT = Primitive(
 )
 TANH = Primitive("tanh", 1, lambda m, x: m.tanh(x), lambda m, g, out, x: (g * (1.0 - out * out),))
 SIGMOID = Primitive("sigmoid", 1, lambda m, x: m.sigmoid(x), lambda m, g, out, x: (g * out * (1.0 - out),))
+SOFTPLUS = Primitive("softplus", 1, lambda m, x: m.softplus(x), lambda m, g, out, x: (g * m.sigmoid(x),))
 RELU = Primitive("relu", 1, lambda m, x: m.relu(x), lambda m, g, out, x: (g * m.step(x),), kinks=(0.0,))
 SIN = Primitive("sin", 1, lambda m, x: m.sin(x), lambda m, g, out, x: (g * m.cos(x),))
 COS = Primitive("cos", 1, lambda m, x: m.cos(x), lambda m, g, out, x: (-g * m.sin(x),))
@@ -171,7 +177,7 @@ SUM = Primitive("sum", -1, lambda m, *xs: m.add_n(xs), lambda m, g, out, *xs: (g
 
 #: Every primitive by name. Custom primitives are added with :func:`register`.
 PRIMITIVES: dict[str, Primitive] = {
-    p.name: p for p in (ADD, SUB, MUL, DIV, POW, NEG, ABS, EXP, LOG, SQRT, TANH, SIGMOID, RELU, SIN, COS, SUM)
+    p.name: p for p in (ADD, SUB, MUL, DIV, POW, NEG, ABS, EXP, LOG, SQRT, TANH, SIGMOID, SOFTPLUS, RELU, SIN, COS, SUM)
 }
 
 _POW_CONST_CACHE: dict[float, Primitive] = {}

@@ -21,7 +21,7 @@ Fn = Callable[..., Value]
 #: Built-in primitives whose forward rule also computes correctly on complex numbers, so the
 #: complex-step method applies (``abs`` is not analytic; custom primitives take floats only).
 COMPLEX_STEP_OPS = frozenset(
-    ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "sin", "cos", "sum"]
+    ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "tanh", "sigmoid", "softplus", "relu", "sin", "cos", "sum"]
 )
 
 
@@ -172,6 +172,10 @@ class _ComplexMath:
             return 1 / (1 + cmath.exp(-z))
         e = cmath.exp(z)
         return e / (1 + e)
+
+    @staticmethod
+    def softplus(z):
+        return z + cmath.log(1 + cmath.exp(-z)) if z.real >= 0 else cmath.log(1 + cmath.exp(z))
 
     @staticmethod
     def relu(z):

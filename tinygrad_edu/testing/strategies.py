@@ -57,6 +57,7 @@ DOMAINS: dict[str, Callable[..., bool]] = {
     "sqrt": lambda x: x >= 0.1,
     "tanh": _anywhere,
     "sigmoid": _anywhere,
+    "softplus": _anywhere,
     "relu": _anywhere,
     "sin": _anywhere,
     "cos": _anywhere,
@@ -154,7 +155,7 @@ OpLike = Union[str, ops.Primitive, Callable]
 #: The names of the built-in primitives (the table as ops.py defines it); "pow_const" stands for
 #: ``x ** c`` with c from :data:`POW_CONST_EXPONENTS`.
 BUILTIN_OPS = ("add", "sub", "mul", "div", "pow", "neg", "abs", "exp", "log", "sqrt", "tanh", "sigmoid",
-               "relu", "sin", "cos", "sum", "pow_const")
+               "softplus", "relu", "sin", "cos", "sum", "pow_const")
 
 
 def _resolve(op: OpLike) -> list[ops.Primitive]:
