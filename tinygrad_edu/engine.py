@@ -62,12 +62,12 @@ def _to_float(data: object) -> float:
     )
 
 
-def _fmt(x: float) -> str:
-    return repr(x)
-
-
 def _math_error(op: Primitive, inputs: Sequence[float], err: Exception, where: str = "") -> Exception:
-    call = op.format(*map(_fmt, inputs)) if op.arity != -1 else f"{op.name}({len(inputs)} inputs)"
+    if op.arity == -1:
+        call = f"{op.name}({len(inputs)} inputs)"
+    else:  # an infix operator gets (-8.0) ** 0.5, not the misleading -8.0 ** 0.5
+        infix = op.symbol is not None or op.postfix is not None
+        call = op.format(*(f"({x!r})" if infix and x < 0 else repr(x) for x in inputs))
     return type(err)(f"{where}{call}: {err}")
 
 
