@@ -199,7 +199,7 @@ class _Group:
                 base, strides = self.views[k]
                 step = self.views[k + 1][0] - base
                 singles = [(j, _strided(G, *self.views[j], shape)) for j in range(k, end)]
-                other.append(_run_add(k, end, _strided(G, base, (step,) + strides, (end - k,) + shape), singles))
+                other.append(_RunAdd(k, end, _strided(G, base, (step,) + strides, (end - k,) + shape), singles))
                 k = end
                 continue
             view = self.views[k]
@@ -211,9 +211,9 @@ class _Group:
                 else:
                     kept = [a for a in range(len(shape)) if a not in broadcast]
                     target = _strided(G, base, tuple(strides[a] for a in kept), tuple(shape[a] for a in kept))
-                    other.append(_reduce_add(k, target, broadcast, full))
+                    other.append(_ReduceAdd(k, target, broadcast, full))
             else:
-                other.append(_scatter_add(k, G, self.slots[k], full))
+                other.append(_ScatterAdd(k, G, self.slots[k], full))
             k += 1
         return plain, other
 
@@ -240,28 +240,63 @@ def _run_end(g: _Group, k: int) -> int:
     return end
 
 
-def _run_add(k0: int, k1: int, target: np.ndarray, singles: list):
-    def add(grads):
-        g0 = grads[k0]
-        for d in grads[k0 + 1:k1]:
+class _RunAdd:
+    """Slots ``k0:k1`` whose gradient targets stack into one strided view ``target``: one add when
+    the rule hands every slot the same array (as ``sum``'s does), else one add per slot."""
+
+    def __init__(self, k0: int, k1: int, target: np.ndarray, singles: list):
+        self.k0, self.k1, self.target, self.singles = k0, k1, target, singles
+
+    def __call__(self, grads) -> None:
+        g0 = grads[self.k0]
+        for d in grads[self.k0 + 1:self.k1]:
             if d is not g0:
-                for k, t in singles:
+                for k, t in self.singles:
                     np.add(t, grads[k], out=t)
                 return
-        np.add(target, g0, out=target)
-    return add
+        np.add(self.target, g0, out=self.target)
+
+    def code(self, d: list[str], bind: Callable) -> list[str]:
+        same = " is ".join(d[self.k0:self.k1])
+        target = bind(self.target, "T")
+        lines = [f"if {same}:", f"    {target} += {d[self.k0]}", "else:"]
+        lines += [f"    {bind(t, 't')} += {d[k]}" for k, t in self.singles]
+        return lines
 
 
-def _reduce_add(k: int, target: np.ndarray, axes: tuple[int, ...], full: tuple[int, ...]):
-    def add(grads):
-        np.add(target, np.broadcast_to(grads[k], full).sum(axis=axes), out=target)
-    return add
+class _ReduceAdd:
+    """A slot read along broadcast axes: its gradient is summed over them, then added."""
+
+    def __init__(self, k: int, target: np.ndarray, axes: tuple[int, ...], full: tuple[int, ...]):
+        self.k, self.target, self.axes, self.full = k, target, axes, full
+
+    def __call__(self, grads) -> None:
+        np.add(self.target, _summed(grads[self.k], self.full, self.axes), out=self.target)
+
+    def code(self, d: list[str], bind: Callable) -> list[str]:
+        return [f"{bind(self.target, 't')} += {bind(_summed, 'summed')}({d[self.k]}, {self.full}, {self.axes})"]
 
 
-def _scatter_add(k: int, G: np.ndarray, rows: np.ndarray, full: tuple[int, ...]):
-    def add(grads):
-        np.add.at(G, rows, np.broadcast_to(grads[k], full).reshape(len(rows), -1))
-    return add
+def _summed(d, full: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
+    if np.shape(d) != full:
+        d = np.broadcast_to(d, full)
+    return d.sum(axis=axes)
+
+
+class _ScatterAdd:
+    """A gathered slot: its gradient is added row by row (``np.add.at``: repeated rows add up)."""
+
+    def __init__(self, k: int, G: np.ndarray, rows: np.ndarray, full: tuple[int, ...]):
+        self.k, self.G, self.rows, self.full = k, G, rows, full
+
+    def __call__(self, grads) -> None:
+        np.add.at(self.G, self.rows, np.broadcast_to(grads[self.k], self.full).reshape(len(self.rows), -1))
+
+    def code(self, d: list[str], bind: Callable) -> list[str]:
+        return [f"{bind(self, 'scatter')}.add({d[self.k]})"]
+
+    def add(self, d) -> None:
+        np.add.at(self.G, self.rows, np.broadcast_to(d, self.full).reshape(len(self.rows), -1))
 
 
 def _gather(m, V, rows):
@@ -274,7 +309,10 @@ class _Plan:
 
     ``forward`` holds ``(rule, output view, argument views, group)`` (a gathered slot is a step of
     its own, group None); ``backward`` holds ``(vjp, gradient view, output view, argument views,
-    plain adds, other adds, group)`` for the groups a gradient flows through, last group first."""
+    plain adds, other adds, group)`` for the groups a gradient flows through, last group first.
+    These lists are the step spelled out as data (run by the tape when it replays an error);
+    :meth:`_compile` turns them into two straight-line Python functions, ``run_forward()`` and
+    ``run_backward()``, which are what a normal step calls."""
 
     def __init__(self, tape: Tape, batch: int):
         self.V = V = np.zeros((tape._num_rows, batch))
@@ -304,6 +342,46 @@ class _Plan:
                 self.backward.append((g.op.vjp, G[g.lo : g.hi].reshape(out.shape), out, args,
                                       tuple(plain), tuple(other), g))
         self.backward.reverse()
+        self.source, self.run_forward, self.run_backward = self._compile()
+
+    def _compile(self) -> tuple[str, Callable[[], None], Callable[[], None]]:
+        """Python source for the step, one line per rule call, store and add, with every rule, view
+        and helper bound as a default argument (a local); returns it and its two functions."""
+        env: dict[str, Any] = {}
+        names: dict[int, str] = {}
+
+        def bind(obj, prefix: str) -> str:
+            name = names.get(id(obj))
+            if name is None:
+                name = names[id(obj)] = f"{prefix}{len(env)}"
+                env[name] = obj
+            return name
+
+        m = bind(_TAPE_MATH, "m")
+        fwd = []
+        for fn, out, args, group in self.forward:
+            if group is None:  # a gathered slot
+                V, rows = args
+                fwd.append(f"{bind(out, 'x')}[...] = {bind(V, 'V')}.take({bind(rows, 'rows')}, 0)")
+            else:
+                arglist = ", ".join([m] + [bind(a, "a") for a in args])
+                fwd.append(f"{bind(out, 'o')}[...] = {bind(fn, 'f')}({arglist})")
+        bwd = []
+        for vjp, gview, out, args, plain, other, group in self.backward:
+            call = f"{bind(vjp, 'vjp')}({', '.join([m, bind(gview, 'g'), bind(out, 'o')] + [bind(a, 'a') for a in args])})"
+            used = {k for k, _ in plain} | {k for add in other
+                                              for k in (range(add.k0, add.k1) if isinstance(add, _RunAdd) else [add.k])}
+            d = [f"d{k}" for k in range(len(args))]
+            bwd.append(", ".join(d[k] if k in used else "_" for k in range(len(args))) + ", = " + call)
+            bwd += [f"{bind(t, 't')} += {d[k]}" for k, t in plain]
+            for add in other:
+                bwd += add.code(d, bind)
+        defaults = ", ".join(f"{name}={name}" for name in env)
+        source = "\n".join([f"def run_forward({defaults}):", *("    " + line for line in fwd or ["pass"]),
+                            f"def run_backward({defaults}):", *("    " + line for line in bwd or ["pass"])])
+        namespace = dict(env)
+        exec(compile(source, "<tinygrad_edu.batched step>", "exec"), namespace)
+        return source, namespace["run_forward"], namespace["run_backward"]
 
 
 _RAISE = {"divide": "raise", "invalid": "raise", "over": "raise", "under": "ignore"}
@@ -447,13 +525,20 @@ class Tape:
         if self._used_params:
             plan.params_view[...] = np.fromiter(
                 map(self._get_data, self._used_params), np.float64, len(self._used_params))[:, None]
+        try:
+            plan.run_forward()
+        except _ARITHMETIC_ERRORS:  # FloatingPointError is an ArithmeticError
+            self._replay_forward(plan)
+
+    def _replay_forward(self, plan: _Plan) -> None:
+        """The forward pass group by group, raising the scalar engine's error where a group fails."""
         m, steps = _TAPE_MATH, iter(plan.forward)
         while True:
             try:
                 for fwd, out, args, group in steps:
                     out[...] = fwd(m, *args)
                 return
-            except _ARITHMETIC_ERRORS:  # FloatingPointError is an ArithmeticError
+            except _ARITHMETIC_ERRORS:
                 self._replay_error(group, "forward", lambda: fwd(m, *args), out, args)  # then carry on
 
     def _replay_error(self, g: _Group, where: str, redo, out, args, gview=None):
@@ -531,34 +616,32 @@ class Tape:
         """Fill the gradient buffer from the outputs' seed and add the parameters' gradients into
         their ``.grad`` (call after :meth:`_run_forward`, inside ``np.errstate(**_RAISE)``)."""
         self._seed(plan, grad_outputs, seed)
-        m = _TAPE_MATH
         try:
-            for vjp, g, out, args, plain, other, group in plan.backward:
+            plan.run_backward()
+            totals = plan.param_grads.sum(axis=1)
+        except _ARITHMETIC_ERRORS:
+            totals = self._replay_backward(plan, grad_outputs, seed)
+        for p, total in zip(self._used_params, totals.tolist()):
+            p.grad += total
+
+    def _replay_backward(self, plan: _Plan, grad_outputs: np.ndarray | None, seed: float) -> np.ndarray:
+        """A rule (or a sum of contributions) hit a floating-point error: start again and go group
+        by group, raising the scalar engine's error, or letting inf and nan through where the
+        scalar engine does too (adding up contributions never raises there)."""
+        self._seed(plan, grad_outputs, seed)
+        m = _TAPE_MATH
+        for vjp, g, out, args, plain, other, group in plan.backward:
+            try:
                 grads = vjp(m, g, out, *args)
+            except _ARITHMETIC_ERRORS:
+                grads = self._replay_error(group, "backward", lambda: vjp(m, g, out, *args), out, args, g)
+            with np.errstate(all="ignore"):
                 for k, target in plain:
                     target += grads[k]
                 for add in other:
                     add(grads)
-            totals = plan.param_grads.sum(axis=1)
-        except _ARITHMETIC_ERRORS:
-            # A rule (or a sum of contributions) hit a floating-point error: start again and go
-            # group by group, raising the scalar engine's error, or letting inf and nan through
-            # where the scalar engine does too (adding up contributions never raises there).
-            self._seed(plan, grad_outputs, seed)
-            for vjp, g, out, args, plain, other, group in plan.backward:
-                try:
-                    grads = vjp(m, g, out, *args)
-                except _ARITHMETIC_ERRORS:
-                    grads = self._replay_error(group, "backward", lambda: vjp(m, g, out, *args), out, args, g)
-                with np.errstate(all="ignore"):
-                    for k, target in plain:
-                        target += grads[k]
-                    for add in other:
-                        add(grads)
-            with np.errstate(all="ignore"):
-                totals = plan.param_grads.sum(axis=1)
-        for p, total in zip(self._used_params, totals.tolist()):
-            p.grad += total
+        with np.errstate(all="ignore"):
+            return plan.param_grads.sum(axis=1)
 
 
 def trace(fn: Callable[..., Value | Sequence[Value]], example: Sequence[float], params: Sequence[Value]) -> Tape:
