@@ -418,3 +418,38 @@ def test_the_compiled_step_equals_the_group_by_group_replay_bit_for_bit():
     source = plan.source
     assert "for " not in source and "while " not in source  # straight-line code
     assert_matches_scalar(fn, rows, params)
+
+
+def test_numpy_math_is_bit_exact_on_special_values():
+    # relu, step, sigmoid and softplus are computed with other NumPy calls than the plain formula:
+    # same numbers, signed zeros and NaNs included, for contiguous, strided and broadcast inputs.
+    special = [0.0, -0.0, math.nan, math.inf, -math.inf, 5e-324, -5e-324, 2.2e-308, -1.0, 1.0, 36.9, -36.9,
+               709.8, -709.8, 745.2, -745.2, 1e308, -1e308]
+    rng = np.random.default_rng(0)
+    x = np.concatenate([special, rng.choice(special, 300), rng.normal(0, 20, 300), rng.normal(0, 1, 300)])
+    for name in ("relu", "step", "sigmoid", "softplus"):
+        for arr in (x, x[::3], np.broadcast_to(x[:40], (3, 40)), x.reshape(2, -1)):
+            with np.errstate(all="ignore"):
+                got = getattr(NUMPY_MATH, name)(arr)
+            want = np.array([getattr(FLOAT_MATH, name)(v) for v in arr.ravel().tolist()]).reshape(arr.shape)
+            assert np.array_equal(got, want, equal_nan=True), name
+            assert np.array_equal(np.signbit(got[~np.isnan(got)]), np.signbit(want[~np.isnan(want)])), name
+        assert float(getattr(NUMPY_MATH, name)(np.float64(-3.0))) == getattr(FLOAT_MATH, name)(-3.0)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 9, 32])
+def test_a_stacked_sum_adds_left_to_right_like_the_scalar_engine(batch):
+    # Terms that cancel: any other order of additions gives other bits.
+    ws = [Value(v, f"w{i}") for i, v in enumerate([1e16, 1.0, -1e16, 3.0, 1e-3, 7e15, -7e15, 0.5, 2.5, -1.0, 1e16, -1e16])]
+    b = Value(0.125, "b")
+    tape = trace(lambda x: vsum([w * x for w in ws]) + b, [1.0], ws + [b])
+    x = np.random.default_rng(batch).uniform(0.5, 1.5, batch)
+    want = []
+    for xi in x.tolist():
+        total = 0.0
+        for w in ws:
+            total += w.data * xi
+        want.append(total + b.data)
+    assert tape.forward(x[:, None]).tolist() == want
+    if batch > 1:  # the sum's leading products are read as one block and reduced in one call
+        assert any(type(fm).__name__ == "_StackedMath" for _, fm, *_ in tape._plan(batch).forward)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import math
 import weakref
+import operator
 from operator import attrgetter
 from typing import Any, Callable, Sequence
 
@@ -87,23 +88,41 @@ class NumpyMath:
 
     @staticmethod
     def sigmoid(x):
-        # FLOAT_MATH's two branches in one: exp of a non-positive number never overflows.
-        e = np.exp(-np.abs(x))
-        return np.where(x >= 0.0, 1.0, e) / (1.0 + e)
+        # FLOAT_MATH's two branches in one: exp of a non-positive number never overflows. The
+        # numerator is 1 where x >= 0 and exp(x) elsewhere; x's sign bit picks the same branch
+        # (at -0.0 both give 0.5). Fewer temporaries and 0-d constants (cheaper than floats).
+        e = np.abs(x)
+        if type(e) is not np.ndarray:  # a scalar: no in-place operations
+            e = np.exp(-e)
+            return np.where(np.signbit(x), e, 1.0) / (1.0 + e)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        num = np.where(np.signbit(x), e, _ONE)
+        np.add(e, _ONE, out=e)
+        return np.divide(num, e, out=num)
 
     @staticmethod
     def softplus(x):
         # FLOAT_MATH's formula: max(x, 0) + log(1 + exp(-|x|)) never overflows.
-        return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+        e = np.abs(x)
+        if type(e) is not np.ndarray:
+            return np.maximum(x, 0.0) + np.log1p(np.exp(-e))
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        np.log1p(e, out=e)
+        return np.add(np.maximum(x, _ZERO), e, out=e)
 
     @staticmethod
     def relu(x):
-        return np.where(x > 0.0, x, 0.0)
+        # x where x > 0, else +0.0 (for NaN and -0.0 too): fmax passes NaN over, + 0.0 turns -0.0 into 0.0.
+        r = np.fmax(x, _ZERO)
+        r += _ZERO
+        return r
 
     @staticmethod
     def step(x):
         """1.0 where x > 0 else 0.0 (relu's derivative, 0 at 0 as in PyTorch)."""
-        return (x > 0.0).astype(np.float64)
+        return np.greater(x, _ZERO).astype(np.float64)
 
     @staticmethod
     def add_n(xs):
@@ -111,6 +130,10 @@ class NumpyMath:
         for x in xs[1:]:
             total = total + x
         return total
+
+
+# 0-d arrays: as operands of ufuncs they cost less than Python floats, with the same result.
+_ZERO, _ONE = np.array(0.0), np.array(1.0)
 
 
 def _numpy_error(name: str, err: FloatingPointError) -> Exception:
@@ -299,6 +322,42 @@ class _ScatterAdd:
         np.add.at(self.G, self.rows, np.broadcast_to(d, self.full).reshape(len(self.rows), -1))
 
 
+class _StackedMath(NumpyMath):
+    """The tape's math for a group whose first arguments are the rows of one strided view
+    ``block``: ``add_n`` of them (``sum``'s forward) is one reduction instead of one add per
+    argument. A reduction along the outer axis adds row after row, left to right, like the adds."""
+
+    def __init__(self, members: tuple, block: np.ndarray):
+        super().__init__(checked=False)
+        self.members, self.block = members, block
+
+    def add_n(self, xs):
+        k = len(self.members)
+        if len(xs) < k or not all(map(operator.is_, xs[:k], self.members)):
+            return super().add_n(xs)
+        total = np.add.reduce(self.block, axis=0)
+        for x in xs[k:]:
+            total = total + x
+        return total
+
+
+def _stacked_math(g: _Group, V: np.ndarray, args: tuple) -> NumpyMath:
+    """A :class:`_StackedMath` when at least 3 leading slots of ``g`` stack into one view of ``V``
+    (with one sample per column, the batch axis could vanish and NumPy would add the rows
+    pairwise instead: not then), else the tape's plain math."""
+    views, batch = g.views, V.shape[1]
+    k = 0
+    if batch > 1 and views[0] is not None and len(views) >= 3:
+        base, strides = views[0]
+        step = views[1][0] - base if views[1] is not None else 0
+        k = 1
+        while step and k < len(views) and views[k] is not None and views[k] == (base + k * step, strides):
+            k += 1
+    if k < 3:
+        return _TAPE_MATH
+    return _StackedMath(args[:k], _strided(V, base, (step,) + strides, (k,) + g.shape))
+
+
 def _gather(m, V, rows):
     return V.take(rows, axis=0)
 
@@ -307,7 +366,7 @@ class _Plan:
     """A tape bound to buffers for one batch size, with every view made once: the per-call work is
     the rules' NumPy calls, one store per group and one add per gradient slot.
 
-    ``forward`` holds ``(rule, output view, argument views, group)`` (a gathered slot is a step of
+    ``forward`` holds ``(rule, math namespace, output view, argument views, group)`` (a gathered slot is a step of
     its own, group None); ``backward`` holds ``(vjp, gradient view, output view, argument views,
     plain adds, other adds, group)`` for the groups a gradient flows through, last group first.
     These lists are the step spelled out as data (run by the tape when it replays an error);
@@ -332,11 +391,11 @@ class _Plan:
                     args.append(_strided(V, *view, g.shape))
                 else:
                     gathered = np.empty(g.shape + (batch,))
-                    self.forward.append((_gather, gathered, (V, rows.reshape(g.shape)), None))
+                    self.forward.append((_gather, _TAPE_MATH, gathered, (V, rows.reshape(g.shape)), None))
                     args.append(gathered)
             out = V[g.lo : g.hi].reshape(g.shape + (batch,))
             args = tuple(args)
-            self.forward.append((g.op.forward, out, args, g))
+            self.forward.append((g.op.forward, _stacked_math(g, V, args), out, args, g))
             if any(g.grad_slots):
                 plain, other = g.backward_adds(G)
                 self.backward.append((g.op.vjp, G[g.lo : g.hi].reshape(out.shape), out, args,
@@ -359,12 +418,12 @@ class _Plan:
 
         m = bind(_TAPE_MATH, "m")
         fwd = []
-        for fn, out, args, group in self.forward:
+        for fn, fm, out, args, group in self.forward:
             if group is None:  # a gathered slot
                 V, rows = args
                 fwd.append(f"{bind(out, 'x')}[...] = {bind(V, 'V')}.take({bind(rows, 'rows')}, 0)")
             else:
-                arglist = ", ".join([m] + [bind(a, "a") for a in args])
+                arglist = ", ".join([bind(fm, "m")] + [bind(a, "a") for a in args])
                 fwd.append(f"{bind(out, 'o')}[...] = {bind(fn, 'f')}({arglist})")
         bwd = []
         for vjp, gview, out, args, plain, other, group in self.backward:
@@ -532,10 +591,10 @@ class Tape:
 
     def _replay_forward(self, plan: _Plan) -> None:
         """The forward pass group by group, raising the scalar engine's error where a group fails."""
-        m, steps = _TAPE_MATH, iter(plan.forward)
+        steps = iter(plan.forward)
         while True:
             try:
-                for fwd, out, args, group in steps:
+                for fwd, m, out, args, group in steps:
                     out[...] = fwd(m, *args)
                 return
             except _ARITHMETIC_ERRORS:
