@@ -3,13 +3,14 @@ parameter gradients equal to the scalar engine's, and to finite differences), er
 batched engine inside train.fit and the circle command."""
 
 import math
+import signal
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinygrad_edu import Value, nn, ops, train
+from tinygrad_edu import Value, batched, data, nn, ops, optim, train
 from tinygrad_edu import sum as vsum
 from tinygrad_edu.batched import NUMPY_MATH, Tape, batched_losses, trace
 from tinygrad_edu.engine import topological_order
@@ -453,3 +454,118 @@ def test_a_stacked_sum_adds_left_to_right_like_the_scalar_engine(batch):
     assert tape.forward(x[:, None]).tolist() == want
     if batch > 1:  # the sum's leading products are read as one block and reduced in one call
         assert any(type(fm).__name__ == "_StackedMath" for _, fm, *_ in tape._plan(batch).forward)
+
+
+# train.fit's array loop (batched.Trainer) ---------------------------------------------------
+
+NO_TRAINER = train.Engine("batched-values", train.ENGINES["batched"].step, train.ENGINES["batched"].outputs,
+                          train.ENGINES["batched"].losses)
+
+OPTIMIZERS = {
+    "sgd": lambda ps: optim.SGD(ps, lr=0.1),
+    "momentum": lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    "adam": lambda ps: optim.Adam(ps, lr=0.01, weight_decay=1e-3),
+}
+
+
+def fit_with(engine, make_opt, callback=None, epochs=3, batch_size=16):
+    X, y = circle_data(150)
+    model = nn.MLP(2, [5, 1], "relu", "sigmoid", seed=3)
+    opt = make_opt(model.parameters())
+    h = train.fit(model, X[:110], y[:110], X_test=X[110:], y_test=y[110:], optimizer=opt, epochs=epochs,
+                  batch_size=batch_size, seed=7, engine=engine, progress=False, callback=callback)
+    return h, model, opt
+
+
+def optimizer_state(opt):
+    return [getattr(opt, name) for name in ("_buffers", "_m", "_v") if hasattr(opt, name)]
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_the_array_loop_gives_the_same_bits_as_steps_on_values(name):
+    # The same tape either way; the optimizer's array step does the float operations of step().
+    # 110 rows in batches of 16: a partial last batch every epoch.
+    (h1, m1, o1), (h2, m2, o2) = fit_with("batched", OPTIMIZERS[name]), fit_with(NO_TRAINER, OPTIMIZERS[name])
+    assert batched.Trainer.create(m1, train.make_objective("bce", m1), o1, np.zeros((1, 2)), np.zeros(1), 4)
+    assert [p.data for p in m1.parameters()] == [p.data for p in m2.parameters()]
+    assert [p.grad for p in m1.parameters()] == [p.grad for p in m2.parameters()]  # the last batch's
+    assert optimizer_state(o1) == optimizer_state(o2) and o1.steps == o2.steps == 3 * 7
+    assert h1.train_loss == h2.train_loss and h1.test_accuracy == h2.test_accuracy
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_the_array_loop_follows_the_scalar_engine(name):
+    (h1, m1, o1), (h2, m2, o2) = fit_with("batched", OPTIMIZERS[name]), fit_with("scalar", OPTIMIZERS[name])
+    np.testing.assert_allclose([p.data for p in m1.parameters()], [p.data for p in m2.parameters()], rtol=1e-12)
+    np.testing.assert_allclose(h1.train_loss, h2.train_loss, rtol=1e-12)
+    assert h1.test_accuracy == h2.test_accuracy
+
+
+def test_a_callback_sees_current_weights_and_its_changes_are_kept():
+    seen = {}
+
+    def callback(epoch, history, runs=seen):
+        model, opt, key = callback.model, callback.opt, callback.key
+        runs.setdefault(key, []).append([p.data for p in model.parameters()])
+        if epoch == 1:  # shrink the weights and the learning rate
+            for p in model.parameters():
+                p.data *= 0.5
+            opt.lr = 0.02
+
+    results = {}
+    for key, engine in (("array", "batched"), ("values", NO_TRAINER)):
+        X, y = circle_data(100)
+        model = nn.MLP(2, [4, 1], "relu", "sigmoid", seed=1)
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.5)
+        callback.model, callback.opt, callback.key = model, opt, key
+        train.fit(model, X, y, optimizer=opt, epochs=3, batch_size=32, seed=2, engine=engine, progress=False,
+                  callback=callback)
+        results[key] = [p.data for p in model.parameters()]
+    assert seen["array"] == seen["values"] and results["array"] == results["values"]
+
+
+def test_an_interrupted_array_loop_leaves_the_current_weights_in_the_model():
+    class Interrupting:
+        """The batched engine's trainer, with a Ctrl-C during the 7th batch."""
+
+        def __init__(self, inner):
+            self.inner, self.count = inner, 0
+            self.load, self.store = inner.load, inner.store
+
+        def epoch(self, rng, check):
+            for value in self.inner.epoch(rng, check):
+                self.count += 1
+                if self.count == 7:
+                    signal.raise_signal(signal.SIGINT)
+                yield value
+
+    make = lambda *args: Interrupting(batched.Trainer.create(*args))  # noqa: E731
+    engine = train.Engine("interrupting", NO_TRAINER.step, NO_TRAINER.outputs, NO_TRAINER.losses, make)
+    X, y = circle_data(100)
+    model = nn.MLP(2, [4, 1], "relu", "sigmoid", seed=1)
+    h = train.fit(model, X, y, epochs=5, batch_size=20, seed=0, engine=engine, progress=False)
+    assert h.interrupted and h.steps == 7 and h.epoch == [1, 1.4]
+    ref = nn.MLP(2, [4, 1], "relu", "sigmoid", seed=1)
+    ref_opt = optim.SGD(ref.parameters(), lr=train.DEFAULT_LR)
+    objective = train.make_objective("bce", ref)
+    rng = np.random.default_rng(0)
+    batches = [b for _ in range(2) for b in data.minibatches(X, y, 20, seed=rng)][:7]
+    for Xb, yb in batches:
+        ref_opt.zero_grad()
+        batched.batched_step(ref, objective, Xb, yb)
+        ref_opt.step()
+    assert [p.data for p in model.parameters()] == [p.data for p in ref.parameters()]
+
+
+def test_no_array_loop_when_the_optimizer_does_not_cover_the_loss_parameters():
+    X, y = circle_data(60)
+    model = nn.MLP(2, [3, 1], "relu", "sigmoid", seed=0)
+    objective = train.make_objective("bce", model)
+    first_layer = model.layers[0].parameters()
+    opt = optim.SGD(first_layer, lr=0.1)
+    assert batched.Trainer.create(model, objective, opt, X, y, 8) is None
+    assert batched.Trainer.create(model, objective, optim.SGD(model.parameters() * 2, lr=0.1), X, y, 8) is None
+    last = model.layers[1].parameters()
+    before = [p.data for p in last]
+    train.fit(model, X, y, optimizer=opt, epochs=1, batch_size=8, seed=0, engine="batched", progress=False)
+    assert [p.data for p in last] == before  # not optimized: untouched

@@ -29,7 +29,7 @@ import math
 import weakref
 import operator
 from operator import attrgetter
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -37,7 +37,10 @@ from . import ops
 from .engine import Value, _math_error, enable_grad, topological_order
 from .ops import FLOAT_MATH, Primitive
 
-__all__ = ["NUMPY_MATH", "NumpyMath", "Tape", "trace", "batched_step", "batched_outputs", "batched_losses"]
+if TYPE_CHECKING:
+    from .optim import Optimizer
+
+__all__ = ["NUMPY_MATH", "NumpyMath", "Tape", "Trainer", "trace", "batched_step", "batched_outputs", "batched_losses"]
 
 _ARITHMETIC_ERRORS = (ArithmeticError, ValueError)
 
@@ -579,9 +582,12 @@ class Tape:
         plan.inputs_view[...] = X.T
         return plan
 
-    def _run_forward(self, plan: _Plan) -> None:
-        """Fill the value buffer, the inputs being in place (call inside ``np.errstate(**_RAISE)``)."""
-        if self._used_params:
+    def _run_forward(self, plan: _Plan, params: np.ndarray | None = None) -> None:
+        """Fill the value buffer, the inputs being in place (call inside ``np.errstate(**_RAISE)``);
+        the parameters are read from their Values, or from ``params`` (in ``_used_params`` order)."""
+        if params is not None:
+            plan.params_view[...] = params[:, None]
+        elif self._used_params:
             plan.params_view[...] = np.fromiter(
                 map(self._get_data, self._used_params), np.float64, len(self._used_params))[:, None]
         try:
@@ -664,6 +670,15 @@ class Tape:
             self._run_backward(plan, None, 1.0 / n)
         return float(plan.first_output.sum() / n)
 
+    def _mean_loss_and_grads(self, plan: _Plan, params: np.ndarray, grads: np.ndarray) -> float:
+        """:meth:`_mean_backward` on arrays: the parameters' values from ``params``, their
+        gradients written into ``grads`` (both in ``_used_params`` order) instead of ``.grad``."""
+        n = plan.V.shape[1]
+        with np.errstate(**_RAISE):
+            self._run_forward(plan, params)
+            self._param_grads(plan, None, 1.0 / n, grads)
+        return float(plan.first_output.sum() / n)
+
     def _seed(self, plan: _Plan, grad_outputs: np.ndarray | None, seed: float) -> None:
         plan.G.fill(0.0)
         if grad_outputs is None:
@@ -674,14 +689,24 @@ class Tape:
     def _run_backward(self, plan: _Plan, grad_outputs: np.ndarray | None, seed: float = 1.0) -> None:
         """Fill the gradient buffer from the outputs' seed and add the parameters' gradients into
         their ``.grad`` (call after :meth:`_run_forward`, inside ``np.errstate(**_RAISE)``)."""
+        totals = self._param_grads(plan, grad_outputs, seed)
+        for p, total in zip(self._used_params, totals.tolist()):
+            p.grad += total
+
+    def _param_grads(self, plan: _Plan, grad_outputs: np.ndarray | None, seed: float,
+                     out: np.ndarray | None = None) -> np.ndarray:
+        """Fill the gradient buffer; the parameters' gradients (summed over the batch, in
+        ``_used_params`` order) in ``out`` or a new array."""
         self._seed(plan, grad_outputs, seed)
         try:
             plan.run_backward()
-            totals = plan.param_grads.sum(axis=1)
+            return np.sum(plan.param_grads, axis=1, out=out)
         except _ARITHMETIC_ERRORS:
             totals = self._replay_backward(plan, grad_outputs, seed)
-        for p, total in zip(self._used_params, totals.tolist()):
-            p.grad += total
+            if out is None:
+                return totals
+            out[...] = totals
+            return out
 
     def _replay_backward(self, plan: _Plan, grad_outputs: np.ndarray | None, seed: float) -> np.ndarray:
         """A rule (or a sum of contributions) hit a floating-point error: start again and go group
@@ -742,6 +767,17 @@ def _cached_tape(model, key, make: Callable[[], Tape]) -> Tape:
     return tape
 
 
+def _step_tape(model, objective, x: np.ndarray, t: float) -> Tape:
+    """The per-sample loss of ``objective`` on ``model``, traced once (on ``x, t``) and cached."""
+    nin = len(x)
+
+    def make() -> Tape:
+        loss = lambda *xs: objective.sample_loss(model, list(xs[:nin]), xs[nin])  # noqa: E731
+        return trace(loss, [*x, t], model.parameters())
+
+    return _cached_tape(model, ("step", objective, nin), make)
+
+
 def batched_step(model, objective, Xb: np.ndarray, yb: np.ndarray) -> float:
     """One minibatch on the batched engine (``train.fit(engine="batched")``): the mean of
     ``objective.sample_loss(model, x, t)`` over the rows, with its gradient added into the
@@ -749,20 +785,87 @@ def batched_step(model, objective, Xb: np.ndarray, yb: np.ndarray) -> float:
     loss is traced once per (model, objective) and replayed."""
     _check_traceable(objective)
     Xb = np.asarray(Xb, dtype=np.float64)
-    nin = Xb.shape[1]
-
-    def make() -> Tape:
-        loss = lambda *xs: objective.sample_loss(model, list(xs[:nin]), xs[nin])  # noqa: E731
-        return trace(loss, [*Xb[0], float(yb[0])], model.parameters())
-
     if Xb.ndim != 2 or len(Xb) == 0 or np.shape(yb) != (len(Xb),):
         raise ValueError(f"batched_step takes a (batch, features) array and a (batch,) array of targets; "
                          f"got shapes {Xb.shape} and {np.shape(yb)}")
-    tape = _cached_tape(model, ("step", objective, nin), make)
+    nin = Xb.shape[1]
+    tape = _step_tape(model, objective, Xb[0], float(yb[0]))
     plan = tape._plan(len(Xb))  # the minibatch goes straight into the tape's input rows
     plan.inputs_view[:nin] = Xb.T
     plan.inputs_view[nin] = yb
     return tape._mean_backward(plan)
+
+
+class Trainer:
+    """``train.fit``'s minibatch loop on the batched engine with the weights in one array: each
+    step is the tape's forward and backward (parameters read from the array, gradients written
+    into one) and the optimizer's :meth:`~tinygrad_edu.optim.Optimizer.step_arrays`, the same
+    float operations as ``optimizer.step()`` on the Values, so the same numbers as
+    :func:`batched_step` with ``zero_grad`` and ``step``. Make one with :meth:`create`.
+
+    The Values are current only after :meth:`store` (``fit`` calls it after every epoch, on an
+    interruption and on an error); :meth:`load` reads them, and the optimizer's state, again."""
+
+    def __init__(self, tape: Tape, optimizer: Optimizer, order: list[int], X: np.ndarray, y: np.ndarray,
+                 batch_size: int):
+        self.tape, self.optimizer, self.order, self.batch_size = tape, optimizer, order, batch_size
+        self.params = [optimizer.params[i] for i in order]
+        self.data = np.empty(len(order))
+        self.grad = np.zeros(len(order))
+        self.state: dict[str, np.ndarray] = {}
+        self.XY = np.vstack([X.T, y])  # one row per input, then the targets: a batch is one slice
+        self.shuffled = np.empty_like(self.XY)
+        self.load()
+
+    @classmethod
+    def create(cls, model, objective, optimizer: Optimizer, X: np.ndarray, y: np.ndarray,
+               batch_size: int) -> Trainer | None:
+        """A trainer for ``train.fit``, or None when the array form does not apply: an optimizer
+        without one (see ``Optimizer.can_step_arrays``), a parameter the loss uses that the
+        optimizer does not update, or a parameter listed twice."""
+        _check_traceable(objective)
+        X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        if not optimizer.can_step_arrays() or len({id(p) for p in optimizer.params}) != len(optimizer.params):
+            return None
+        tape = _step_tape(model, objective, X[0], float(y[0]))
+        index = {id(p): i for i, p in enumerate(optimizer.params)}
+        if any(id(p) not in index for p in tape._used_params):
+            return None
+        # The tape's parameters first (their gradients come from the tape, in its order), then any
+        # other parameter the optimizer updates (gradient 0, as zero_grad leaves it).
+        order = [index[id(p)] for p in tape._used_params]
+        used = set(order)
+        order += [i for i in range(len(optimizer.params)) if i not in used]
+        return cls(tape, optimizer, order, X, y, batch_size)
+
+    def load(self) -> None:
+        """Read the parameters' ``.data`` and the optimizer's state into the arrays."""
+        self.data[...] = [p.data for p in self.params]
+        self.state = self.optimizer.array_state(self.order)
+
+    def store(self) -> None:
+        """Write the arrays back: ``.data``, ``.grad`` (the last batch's) and the optimizer's state."""
+        for p, v, g in zip(self.params, self.data.tolist(), self.grad.tolist()):
+            p.data, p.grad = v, g
+        self.optimizer.load_array_state(self.order, self.state)
+
+    def epoch(self, rng: np.random.Generator, check: Callable[[float, int], None]) -> Iterator[float]:
+        """One epoch in the minibatch order of ``data.minibatches(X, y, batch_size, seed=rng)``
+        (the same permutation drawn from ``rng``); yields each batch's loss after the optimizer's
+        step. ``check(loss, batch)`` runs before the step (it raises when training diverged)."""
+        tape, opt, data, grad, state = self.tape, self.optimizer, self.data, self.grad, self.state
+        P = len(tape._used_params)
+        params, grads = data[:P], grad[:P]
+        n = self.XY.shape[1]
+        np.take(self.XY, rng.permutation(n), axis=1, out=self.shuffled)
+        for b, start in enumerate(range(0, n, self.batch_size)):
+            batch = self.shuffled[:, start:start + self.batch_size]
+            plan = tape._plan(batch.shape[1])
+            plan.inputs_view[...] = batch
+            value = tape._mean_loss_and_grads(plan, params, grads)
+            check(value, b)
+            opt.step_arrays(data, grad, state)
+            yield value
 
 
 def batched_outputs(model, objective, X: np.ndarray) -> np.ndarray:

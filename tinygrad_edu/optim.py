@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Iterable, Sequence
+
+import numpy as np
 
 from .engine import Value
 
@@ -35,6 +37,32 @@ class Optimizer:
 
     def step(self) -> None:
         raise NotImplementedError
+
+    # The array form of step(), for train.fit on the batched engine: the parameters' values and
+    # gradients in two arrays, in any fixed order of self.params, updated with the same float
+    # operations per element as step(), so to the same numbers.
+    def can_step_arrays(self) -> bool:
+        """Whether :meth:`step_arrays` does what :meth:`step` does (a subclass that overrides
+        ``step`` but not ``step_arrays`` has no array form)."""
+        for cls in type(self).__mro__:
+            if cls is Optimizer:
+                return False
+            if "step" in vars(cls) or "step_arrays" in vars(cls):
+                return "step" in vars(cls) and "step_arrays" in vars(cls)
+        return False
+
+    def array_state(self, order: Sequence[int]) -> dict[str, np.ndarray]:
+        """The per-parameter state as arrays, parameter ``order[i]`` at index ``i``."""
+        return {}
+
+    def load_array_state(self, order: Sequence[int], state: dict[str, np.ndarray]) -> None:
+        """Store the arrays of :meth:`array_state` (as updated by :meth:`step_arrays`) back."""
+
+    def step_arrays(self, data: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        """:meth:`step` on arrays: ``data[i]`` and ``grad[i]`` are the value and gradient of
+        parameter ``order[i]``, ``state`` comes from :meth:`array_state` with the same ``order``;
+        ``data`` and ``state`` are updated in place."""
+        raise NotImplementedError(f"{type(self).__name__} has no array form of step()")
 
 
 def _check(name: str, value: float, low: float = 0.0, high: float = math.inf, high_open: bool = False) -> float:
@@ -76,6 +104,29 @@ class SGD(Optimizer):
             p.data -= lr * g
         self.steps += 1
 
+    def array_state(self, order: Sequence[int]) -> dict[str, np.ndarray]:
+        buffers = [self._buffers[i] for i in order]
+        return {} if None in buffers else {"momentum_buffer": np.array(buffers, dtype=np.float64)}
+
+    def load_array_state(self, order: Sequence[int], state: dict[str, np.ndarray]) -> None:
+        if "momentum_buffer" in state:
+            for i, b in zip(order, state["momentum_buffer"].tolist()):
+                self._buffers[i] = b
+
+    def step_arrays(self, data: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        lr, mu, wd, damp = self.lr, self.momentum, self.weight_decay, self.dampening
+        g = grad + wd * data if wd else grad
+        if mu:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = g.copy()
+            else:
+                buf *= mu
+                buf += (1.0 - damp) * g
+            g = g + mu * buf if self.nesterov else buf
+        data -= lr * g
+        self.steps += 1
+
     def __repr__(self) -> str:
         return (f"SGD(lr={self.lr}, momentum={self.momentum}, dampening={self.dampening}, "
                 f"weight_decay={self.weight_decay}, nesterov={self.nesterov})")
@@ -109,6 +160,27 @@ class Adam(Optimizer):
             m[i] = b1 * m[i] + (1.0 - b1) * g
             v[i] = b2 * v[i] + (1.0 - b2) * g * g
             p.data -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
+
+    def array_state(self, order: Sequence[int]) -> dict[str, np.ndarray]:
+        return {"m": np.array([self._m[i] for i in order], dtype=np.float64),
+                "v": np.array([self._v[i] for i in order], dtype=np.float64)}
+
+    def load_array_state(self, order: Sequence[int], state: dict[str, np.ndarray]) -> None:
+        for i, m, v in zip(order, state["m"].tolist(), state["v"].tolist()):
+            self._m[i], self._v[i] = m, v
+
+    def step_arrays(self, data: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
+        self.steps += 1
+        b1, b2 = self.betas
+        lr, eps, wd, t = self.lr, self.eps, self.weight_decay, self.steps
+        c1, c2 = 1.0 - b1**t, 1.0 - b2**t
+        m, v = state["m"], state["v"]
+        g = grad + wd * data if wd else grad
+        m *= b1
+        m += (1.0 - b1) * g
+        v *= b2
+        v += (1.0 - b2) * g * g
+        data -= lr * (m / c1) / (np.sqrt(v / c2) + eps)
 
     def __repr__(self) -> str:
         return f"Adam(lr={self.lr}, betas={self.betas}, eps={self.eps}, weight_decay={self.weight_decay})"

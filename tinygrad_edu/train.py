@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -120,13 +120,19 @@ class Engine:
     #: Per-sample losses from outputs and targets, ``(objective, outputs, y) -> ndarray``; None:
     #: :func:`loss_and_accuracy` evaluates the criterion with Values.
     losses: Callable[[Objective, np.ndarray, np.ndarray], np.ndarray] | None = None
+    #: A faster training loop, ``(model, objective, optimizer, X, y, batch_size) -> trainer or None``:
+    #: the trainer's ``epoch(rng, check)`` yields each batch's loss after the optimizer's step (the
+    #: same numbers as ``step`` with ``zero_grad`` and ``optimizer.step()``), ``store()`` writes the
+    #: weights back into the Values and ``load()`` reads them again (see ``batched.Trainer``).
+    trainer: Callable[..., Any] | None = None
 
 
 #: Engines by name (``fit(engine=...)`` and ``--engine``).
 ENGINES: dict[str, Engine] = {
     "scalar": Engine("scalar", scalar_step, scalar_outputs),
     # The per-sample loss traced once into a tape and replayed on NumPy arrays (tinygrad_edu.batched).
-    "batched": Engine("batched", batched.batched_step, batched.batched_outputs, batched.batched_losses),
+    "batched": Engine("batched", batched.batched_step, batched.batched_outputs, batched.batched_losses,
+                      batched.Trainer.create),
 }
 
 
@@ -318,25 +324,39 @@ def fit(model: nn.Module, X_train, y_train, *, X_test=None, y_test=None, loss: s
             history.test_loss.append(test[0])
             history.test_accuracy.append(test[1])
 
+    def check(value: float, batch: int) -> None:
+        if not math.isfinite(value):
+            raise FloatingPointError(f"the loss became {value} at epoch {epoch}, batch {batch + 1}: "
+                                     "training diverged; try a smaller learning rate")
+
+    def batches():
+        for batch, (Xb, yb) in enumerate(minibatches(X_train, y_train, batch_size, seed=rng)):
+            optimizer.zero_grad()
+            value = eng.step(model, objective, Xb, yb)
+            check(value, batch)
+            optimizer.step()
+            yield value
+
+    # The engine's own loop if it has one (the weights then live in its arrays during an epoch).
+    trainer = eng.trainer(model, objective, optimizer, X_train, y_train, batch_size) if eng.trainer else None
     epoch, done = 0, 0
     with _StopAtBatchEnd() as stop:
         try:
             for epoch in range(1, epochs + 1):
                 done = 0
                 bar.start_epoch(epoch)
-                for Xb, yb in minibatches(X_train, y_train, batch_size, seed=rng):
-                    optimizer.zero_grad()
-                    value = eng.step(model, objective, Xb, yb)
-                    if not math.isfinite(value):
-                        raise FloatingPointError(
-                            f"the loss became {value} at epoch {epoch}, batch {done + 1}: training diverged; "
-                            "try a smaller learning rate")
-                    optimizer.step()
-                    done += 1
-                    history.steps += 1
-                    bar.batch(value)
-                    if stop.requested:
-                        raise KeyboardInterrupt
+                if trainer is not None:
+                    trainer.load()  # a callback may have changed the weights or the optimizer
+                try:
+                    for value in trainer.epoch(rng, check) if trainer is not None else batches():
+                        done += 1
+                        history.steps += 1
+                        bar.batch(value)
+                        if stop.requested:
+                            raise KeyboardInterrupt
+                finally:
+                    if trainer is not None:
+                        trainer.store()
                 record(epoch)
                 bar.end_epoch(str(epoch), history)
                 if callback is not None:
