@@ -7,7 +7,7 @@ import signal
 import numpy as np
 import pytest
 
-from tinygrad_edu import data, nn, optim, train
+from tinygrad_edu import Value, data, nn, optim, train
 
 
 def circle_problem(seed: int, n: int = 300):
@@ -173,3 +173,14 @@ def test_divergence_and_bad_arguments():
         train.fit(fresh, X, y, engine="gpu")
     with pytest.raises(ValueError, match="both X_test and y_test"):
         train.fit(fresh, X, y, X_test=X)
+
+
+def test_loss_and_accuracy_with_an_engine_loss_matches_the_exact_sum():
+    rng = np.random.default_rng(0)
+    model = nn.MLP(2, [3, 1], "relu", "sigmoid", seed=0)
+    objective = train.make_objective("bce", model)
+    outputs, y = rng.normal(0, 4, 4000), (rng.random(4000) < 0.3).astype(float)
+    want = math.fsum(objective.criterion(Value(o), t).data for o, t in zip(outputs.tolist(), y.tolist())) / 4000
+    loss, accuracy = train.loss_and_accuracy(objective, outputs, y, train.ENGINES["batched"].losses)
+    assert loss == pytest.approx(want, rel=1e-14)
+    assert accuracy == np.mean((outputs > 0) == (y > 0.5))

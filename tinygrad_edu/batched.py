@@ -677,7 +677,7 @@ class Tape:
         with np.errstate(**_RAISE):
             self._run_forward(plan, params)
             self._param_grads(plan, None, 1.0 / n, grads)
-        return float(plan.first_output.sum() / n)
+        return float(np.add.reduce(plan.first_output)) / n
 
     def _seed(self, plan: _Plan, grad_outputs: np.ndarray | None, seed: float) -> None:
         plan.G.fill(0.0)
@@ -700,7 +700,7 @@ class Tape:
         self._seed(plan, grad_outputs, seed)
         try:
             plan.run_backward()
-            return np.sum(plan.param_grads, axis=1, out=out)
+            return np.add.reduce(plan.param_grads, axis=1, out=out)
         except _ARITHMETIC_ERRORS:
             totals = self._replay_backward(plan, grad_outputs, seed)
             if out is None:
