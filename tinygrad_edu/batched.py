@@ -404,11 +404,16 @@ class _Plan:
                 self.backward.append((g.op.vjp, G[g.lo : g.hi].reshape(out.shape), out, args,
                                       tuple(plain), tuple(other), g))
         self.backward.reverse()
-        self.source, self.run_forward, self.run_backward = self._compile()
+        self.source, self.run_forward, self.run_backward, self.run_step = self._compile(tape._output_rows)
 
-    def _compile(self) -> tuple[str, Callable[[], None], Callable[[], None]]:
+    def _compile(self, output_rows: np.ndarray) -> tuple[str, Callable[[], None], Callable[[], None],
+                                                           Callable[[], None]]:
         """Python source for the step, one line per rule call, store and add, with every rule, view
-        and helper bound as a default argument (a local); returns it and its two functions."""
+        and helper bound as a default argument (a local). Returns it and three functions:
+        ``run_forward()`` and ``run_backward()`` (every value and gradient in ``V`` and ``G``), and
+        ``run_step()``, both passes in one function, where a group's result that is only ever read
+        whole (by slots laid out as the group itself) stays a local variable: no store, and its
+        gradient is the sum of its consumers' contributions, with no zeroed rows to add into."""
         env: dict[str, Any] = {}
         names: dict[int, str] = {}
 
@@ -419,31 +424,107 @@ class _Plan:
                 env[name] = obj
             return name
 
-        m = bind(_TAPE_MATH, "m")
-        fwd = []
-        for fn, fm, out, args, group in self.forward:
-            if group is None:  # a gathered slot
-                V, rows = args
-                fwd.append(f"{bind(out, 'x')}[...] = {bind(V, 'V')}.take({bind(rows, 'rows')}, 0)")
-            else:
-                arglist = ", ".join([bind(fm, "m")] + [bind(a, "a") for a in args])
-                fwd.append(f"{bind(out, 'o')}[...] = {bind(fn, 'f')}({arglist})")
-        bwd = []
-        for vjp, gview, out, args, plain, other, group in self.backward:
-            call = f"{bind(vjp, 'vjp')}({', '.join([m, bind(gview, 'g'), bind(out, 'o')] + [bind(a, 'a') for a in args])})"
-            used = {k for k, _ in plain} | {k for add in other
-                                              for k in (range(add.k0, add.k1) if isinstance(add, _RunAdd) else [add.k])}
-            d = [f"d{k}" for k in range(len(args))]
-            bwd.append(", ".join(d[k] if k in used else "_" for k in range(len(args))) + ", = " + call)
-            bwd += [f"{bind(t, 't')} += {d[k]}" for k, t in plain]
+        groups = [e[-1] for e in self.forward if e[-1] is not None]
+        index = {id(g): i for i, g in enumerate(groups)}
+        owner = np.full(self.V.shape[0], -1)
+        for i, g in enumerate(groups):
+            owner[g.lo:g.hi] = i
+        whole = {(g.lo, g.shape): i for i, g in enumerate(groups)}
+
+        # exact[i][k]: the group whose whole output slot k of group i reads in its own layout, or None.
+        exact: list[list[int | None]] = []
+        in_V = set(owner[output_rows].tolist())  # results that must be stored in V
+        for fn, fm, out, args, g in self.forward:
+            if g is None:
+                continue
+            stacked = len(fm.members) if isinstance(fm, _StackedMath) else 0
+            row = []
+            for k, view in enumerate(g.views):
+                p = whole.get((view[0], g.shape)) if view is not None and k >= stacked else None
+                if p is not None and view[1] != _contiguous(g.shape):
+                    p = None
+                row.append(p)
+                if p is None:
+                    in_V.update(owner[g.slots[k]].tolist())
+            exact.append(row)
+        in_V.discard(-1)
+        # Gradients kept local: every contribution is a plain add from a slot that reads it whole.
+        contributions = [0] * len(groups)
+        in_G = set(owner[output_rows].tolist())
+        for vjp, gview, out, args, plain, other, g in self.backward:
+            i = index[id(g)]
+            for k, _ in plain:
+                if exact[i][k] is None:
+                    in_G.update(owner[g.slots[k]].tolist())
+                else:
+                    contributions[exact[i][k]] += 1
             for add in other:
-                bwd += add.code(d, bind)
+                for k in (range(add.k0, add.k1) if isinstance(add, _RunAdd) else [add.k]):
+                    in_G.update(owner[g.slots[k]].tolist())
+        in_G.update(i for i, n in enumerate(contributions) if n == 0)
+
+        def forward_lines(local: bool) -> list[str]:
+            lines = []
+            for fn, fm, out, args, g in self.forward:
+                if g is None:  # a gathered slot
+                    V, rows = args
+                    lines.append(f"{bind(out, 'x')}[...] = {bind(V, 'V')}.take({bind(rows, 'rows')}, 0)")
+                    continue
+                i = index[id(g)]
+                call = f"{bind(fn, 'f')}({', '.join([bind(fm, 'm')] + arg_names(i, args, local))})"
+                if not local:
+                    lines.append(f"{bind(out, 'o')}[...] = {call}")
+                else:
+                    lines.append(f"v{i} = {call}")
+                    if i in in_V:
+                        lines.append(f"{bind(out, 'o')}[...] = v{i}")
+            return lines
+
+        def arg_names(i: int, args: tuple, local: bool) -> list[str]:
+            return [f"v{exact[i][k]}" if local and exact[i][k] is not None else bind(a, "a") for k, a in enumerate(args)]
+
+        def backward_lines(local: bool) -> list[str]:
+            lines = []
+            started = set()
+            for vjp, gview, out, args, plain, other, g in self.backward:
+                i = index[id(g)]
+                gname = f"gl{i}" if local and i not in in_G else bind(gview, "g")
+                oname = f"v{i}" if local else bind(out, "o")
+                call = f"{bind(vjp, 'vjp')}({', '.join([bind(_TAPE_MATH, 'm'), gname, oname] + arg_names(i, args, local))})"
+                used = {k for k, _ in plain} | {k for add in other
+                                                  for k in (range(add.k0, add.k1) if isinstance(add, _RunAdd) else [add.k])}
+                d = [f"d{k}" for k in range(len(args))]
+                lines.append(", ".join(d[k] if k in used else "_" for k in range(len(args))) + ", = " + call)
+                for k, t in plain:
+                    p = exact[i][k]
+                    if not local or p is None or p in in_G:
+                        lines.append(f"{bind(t, 't')} += {d[k]}")
+                    elif p in started:
+                        lines.append(f"gl{p} = gl{p} + {d[k]}")
+                    else:
+                        lines.append(f"gl{p} = {d[k]}")
+                        started.add(p)
+                for add in other:
+                    lines += add.code(d, bind)
+            return lines
+
+        bodies = {"run_forward": forward_lines(False), "run_backward": backward_lines(False),
+                  "run_step": forward_lines(True) + backward_lines(True)}
         defaults = ", ".join(f"{name}={name}" for name in env)
-        source = "\n".join([f"def run_forward({defaults}):", *("    " + line for line in fwd or ["pass"]),
-                            f"def run_backward({defaults}):", *("    " + line for line in bwd or ["pass"])])
+        source = "\n".join(line for name, body in bodies.items()
+                           for line in [f"def {name}({defaults}):", *("    " + b for b in body or ["pass"])])
         namespace = dict(env)
         exec(compile(source, "<tinygrad_edu.batched step>", "exec"), namespace)
-        return source, namespace["run_forward"], namespace["run_backward"]
+        return source, namespace["run_forward"], namespace["run_backward"], namespace["run_step"]
+
+
+def _contiguous(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The row strides of a block of rows laid out as ``shape`` (0 along axes of length 1, as in :func:`_affine`)."""
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step if n > 1 else 0)
+        step *= n
+    return tuple(reversed(strides))
 
 
 _RAISE = {"divide": "raise", "invalid": "raise", "over": "raise", "under": "ignore"}
@@ -582,14 +663,18 @@ class Tape:
         plan.inputs_view[...] = X.T
         return plan
 
-    def _run_forward(self, plan: _Plan, params: np.ndarray | None = None) -> None:
-        """Fill the value buffer, the inputs being in place (call inside ``np.errstate(**_RAISE)``);
-        the parameters are read from their Values, or from ``params`` (in ``_used_params`` order)."""
+    def _load_params(self, plan: _Plan, params: np.ndarray | None = None) -> None:
+        """The parameters' rows of the value buffer, from their Values or from ``params`` (in
+        ``_used_params`` order)."""
         if params is not None:
             plan.params_view[...] = params[:, None]
         elif self._used_params:
             plan.params_view[...] = np.fromiter(
                 map(self._get_data, self._used_params), np.float64, len(self._used_params))[:, None]
+
+    def _run_forward(self, plan: _Plan) -> None:
+        """Fill the value buffer, the inputs being in place (call inside ``np.errstate(**_RAISE)``)."""
+        self._load_params(plan)
         try:
             plan.run_forward()
         except _ARITHMETIC_ERRORS:  # FloatingPointError is an ArithmeticError
@@ -666,17 +751,35 @@ class Tape:
     def _mean_backward(self, plan: _Plan) -> float:
         n = plan.V.shape[1]
         with np.errstate(**_RAISE):
-            self._run_forward(plan)
-            self._run_backward(plan, None, 1.0 / n)
-        return float(plan.first_output.sum() / n)
+            self._load_params(plan)
+            totals = self._loss_step(plan, 1.0 / n)
+        for p, total in zip(self._used_params, totals.tolist()):
+            p.grad += total
+        return float(np.add.reduce(plan.first_output)) / n
+
+    def _loss_step(self, plan: _Plan, seed: float, out: np.ndarray | None = None) -> np.ndarray:
+        """Forward and backward of a one-output tape, the output's gradient ``seed`` per sample,
+        the parameters loaded (inside ``np.errstate(**_RAISE)``): the parameters' gradients in
+        ``out`` or a new array. On a floating-point error, both passes are replayed group by group."""
+        self._seed(plan, None, seed)
+        try:
+            plan.run_step()
+            return np.add.reduce(plan.param_grads, axis=1, out=out)
+        except _ARITHMETIC_ERRORS:
+            self._replay_forward(plan)
+            totals = self._replay_backward(plan, None, seed)
+            if out is None:
+                return totals
+            out[...] = totals
+            return out
 
     def _mean_loss_and_grads(self, plan: _Plan, params: np.ndarray, grads: np.ndarray) -> float:
         """:meth:`_mean_backward` on arrays: the parameters' values from ``params``, their
         gradients written into ``grads`` (both in ``_used_params`` order) instead of ``.grad``."""
         n = plan.V.shape[1]
         with np.errstate(**_RAISE):
-            self._run_forward(plan, params)
-            self._param_grads(plan, None, 1.0 / n, grads)
+            self._load_params(plan, params)
+            self._loss_step(plan, 1.0 / n, grads)
         return float(np.add.reduce(plan.first_output)) / n
 
     def _seed(self, plan: _Plan, grad_outputs: np.ndarray | None, seed: float) -> None:
@@ -689,24 +792,14 @@ class Tape:
     def _run_backward(self, plan: _Plan, grad_outputs: np.ndarray | None, seed: float = 1.0) -> None:
         """Fill the gradient buffer from the outputs' seed and add the parameters' gradients into
         their ``.grad`` (call after :meth:`_run_forward`, inside ``np.errstate(**_RAISE)``)."""
-        totals = self._param_grads(plan, grad_outputs, seed)
-        for p, total in zip(self._used_params, totals.tolist()):
-            p.grad += total
-
-    def _param_grads(self, plan: _Plan, grad_outputs: np.ndarray | None, seed: float,
-                     out: np.ndarray | None = None) -> np.ndarray:
-        """Fill the gradient buffer; the parameters' gradients (summed over the batch, in
-        ``_used_params`` order) in ``out`` or a new array."""
         self._seed(plan, grad_outputs, seed)
         try:
             plan.run_backward()
-            return np.add.reduce(plan.param_grads, axis=1, out=out)
+            totals = np.add.reduce(plan.param_grads, axis=1)
         except _ARITHMETIC_ERRORS:
             totals = self._replay_backward(plan, grad_outputs, seed)
-            if out is None:
-                return totals
-            out[...] = totals
-            return out
+        for p, total in zip(self._used_params, totals.tolist()):
+            p.grad += total
 
     def _replay_backward(self, plan: _Plan, grad_outputs: np.ndarray | None, seed: float) -> np.ndarray:
         """A rule (or a sum of contributions) hit a floating-point error: start again and go group
