@@ -582,3 +582,21 @@ def test_no_array_loop_when_the_optimizer_does_not_cover_the_loss_parameters():
     before = [p.data for p in last]
     train.fit(model, X, y, optimizer=opt, epochs=1, batch_size=8, seed=0, engine="batched", progress=False)
     assert [p.data for p in last] == before  # not optimized: untouched
+
+
+def test_large_batches_store_every_result_and_still_match():
+    # 20 products per sample, 1000 samples: 160 KB per group, past the size where the step keeps
+    # results in local variables.
+    ws = [Value(0.1 * (i - 10), f"w{i}") for i in range(20)]
+    tape = trace(lambda x: vsum([w * x for w in ws]).tanh(), [1.0], ws)
+    x = np.linspace(-0.5, 1, 1000)
+    source = tape._plan(1000).source
+    assert "gl" not in source and " v0 = " not in source
+    assert "gl" in tape._plan(8).source  # small batches do
+    for w in ws:
+        w.grad = 0.0
+    loss = tape.mean_backward(x[:, None])
+    s = sum(w.data for w in ws)
+    assert loss == pytest.approx(np.mean(np.tanh(s * x)), rel=1e-14)
+    for i, w in enumerate(ws):
+        assert w.grad == pytest.approx(np.mean((1 - np.tanh(s * x) ** 2) * x), rel=1e-12), i

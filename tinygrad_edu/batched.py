@@ -94,11 +94,10 @@ class NumpyMath:
         # FLOAT_MATH's two branches in one: exp of a non-positive number never overflows. The
         # numerator is 1 where x >= 0 and exp(x) elsewhere; x's sign bit picks the same branch
         # (at -0.0 both give 0.5). Fewer temporaries and 0-d constants (cheaper than floats).
-        e = np.abs(x)
+        e = np.copysign(x, _MINUS_ONE)  # -|x| in one call
         if type(e) is not np.ndarray:  # a scalar: no in-place operations
-            e = np.exp(-e)
+            e = np.exp(e)
             return np.where(np.signbit(x), e, 1.0) / (1.0 + e)
-        np.negative(e, out=e)
         np.exp(e, out=e)
         num = np.where(np.signbit(x), e, _ONE)
         np.add(e, _ONE, out=e)
@@ -107,10 +106,9 @@ class NumpyMath:
     @staticmethod
     def softplus(x):
         # FLOAT_MATH's formula: max(x, 0) + log(1 + exp(-|x|)) never overflows.
-        e = np.abs(x)
+        e = np.copysign(x, _MINUS_ONE)
         if type(e) is not np.ndarray:
-            return np.maximum(x, 0.0) + np.log1p(np.exp(-e))
-        np.negative(e, out=e)
+            return np.maximum(x, 0.0) + np.log1p(np.exp(e))
         np.exp(e, out=e)
         np.log1p(e, out=e)
         return np.add(np.maximum(x, _ZERO), e, out=e)
@@ -136,7 +134,7 @@ class NumpyMath:
 
 
 # 0-d arrays: as operands of ufuncs they cost less than Python floats, with the same result.
-_ZERO, _ONE = np.array(0.0), np.array(1.0)
+_ZERO, _ONE, _MINUS_ONE = np.array(0.0), np.array(1.0), np.array(-1.0)
 
 
 def _numpy_error(name: str, err: FloatingPointError) -> Exception:
@@ -407,14 +405,13 @@ class _Plan:
         self.backward.reverse()
         self.source, self.run_forward, self.run_backward, self.run_step = self._compile(tape._output_rows)
 
-    def _compile(self, output_rows: np.ndarray) -> tuple[str, Callable[[], None], Callable[[], None],
-                                                           Callable[[], None]]:
+    def _compile(self, output_rows: np.ndarray) -> tuple:
         """Python source for the step, one line per rule call, store and add, with every rule, view
         and helper bound as a default argument (a local). Returns it and three functions:
         ``run_forward()`` and ``run_backward()`` (every value and gradient in ``V`` and ``G``), and
-        ``run_step()``, both passes in one function, where a group's result that is only ever read
-        whole (by slots laid out as the group itself) stays a local variable: no store, and its
-        gradient is the sum of its consumers' contributions, with no zeroed rows to add into."""
+        ``run_step()``, both passes in one function, where (for small batches) a group's result that
+        is only ever read whole (by slots laid out as the group itself) stays a local variable: no
+        store, and its gradient is the sum of its consumers' contributions, no zeroed rows to add into."""
         env: dict[str, Any] = {}
         names: dict[int, str] = {}
 
@@ -509,14 +506,18 @@ class _Plan:
                     lines += add.code(d, bind)
             return lines
 
+        # Locals only while the arrays are small: a live temporary larger than glibc's mmap threshold
+        # (128 KiB) is fresh, page-faulting memory each call (the step gets 1.5-4x slower), where a
+        # stored one is freed at once and its memory reused.
+        local = max(g.hi - g.lo for g in groups) * self.V.shape[1] * 8 <= 128 * 1024 if groups else False
         bodies = {"run_forward": forward_lines(False), "run_backward": backward_lines(False),
-                  "run_step": forward_lines(True) + backward_lines(True)}
+                  "run_step": forward_lines(local) + backward_lines(local)}
         defaults = ", ".join(f"{name}={name}" for name in env)
         source = "\n".join(line for name, body in bodies.items()
                            for line in [f"def {name}({defaults}):", *("    " + b for b in body or ["pass"])])
         namespace = dict(env)
         exec(compile(source, "<tinygrad_edu.batched step>", "exec"), namespace)
-        return source, namespace["run_forward"], namespace["run_backward"], namespace["run_step"]
+        return source, *(namespace[name] for name in bodies)
 
 
 def _contiguous(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -725,12 +726,20 @@ class Tape:
     def forward(self, inputs) -> np.ndarray:
         """Per-sample outputs for a ``(batch, num_inputs)`` array: shape ``(batch,)`` for one
         output, ``(batch, num_outputs)`` otherwise. Records no gradients."""
-        plan = self._inputs_plan(inputs)
-        with np.errstate(**_RAISE):
-            self._run_forward(plan)
-        return self._outputs(plan)
+        return self._values(self._inputs_plan(inputs))
 
     __call__ = forward
+
+    @_raising
+    def _values(self, plan: _Plan) -> np.ndarray:
+        """The outputs, the inputs being in place; on a floating-point error, the forward pass is
+        replayed group by group."""
+        self._load_params(plan)
+        try:
+            plan.run_forward()
+        except _ARITHMETIC_ERRORS:
+            self._replay_forward(plan)
+        return self._outputs(plan)
 
     def backward(self, inputs, grad_outputs) -> np.ndarray:
         """Forward, then add ``sum over samples of grad_outputs[i] * d(outputs[i])/d(param)`` to each
@@ -981,7 +990,14 @@ def batched_losses(objective, outputs: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``objective.criterion(output, target)`` for every sample, through a traced tape."""
     _check_traceable(objective)
     outputs = np.asarray(outputs, dtype=np.float64).reshape(-1)
-    return _criterion_tape(objective).forward(np.stack([outputs, np.asarray(y, dtype=np.float64).reshape(-1)], axis=1))
+    y = np.asarray(y, dtype=np.float64).reshape(-1)
+    if len(outputs) == 0 or y.shape != outputs.shape:
+        raise ValueError(f"batched_losses takes one target per output; got {len(outputs)} outputs and {len(y)} targets")
+    tape = _criterion_tape(objective)
+    plan = tape._plan(len(outputs))  # outputs and targets straight into the tape's input rows
+    plan.inputs_view[0] = outputs
+    plan.inputs_view[1] = y
+    return tape._values(plan)
 
 
 def _check_traceable(objective) -> None:
