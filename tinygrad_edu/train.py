@@ -287,7 +287,9 @@ def fit(model: nn.Module, X_train, y_train, *, X_test=None, y_test=None, loss: s
     Each epoch visits the training rows once in shuffled minibatches of ``batch_size`` (the order
     drawn from ``seed``); each batch is ``optimizer.zero_grad()``, the engine's step (mean loss,
     backward), ``optimizer.step()``. After each epoch, train and test loss and accuracy are
-    recorded and ``callback(epoch, history)`` is called. ``optimizer`` defaults to
+    recorded and ``callback(epoch, history)`` is called (an engine with a ``trainer``, like the batched
+    one, runs the batches itself, to the same numbers, and keeps the weights in an array during an
+    epoch: the Values are current at every callback and when fit returns). ``optimizer`` defaults to
     ``SGD(model.parameters(), lr=DEFAULT_LR)``; ``loss`` is ``"bce"``, ``"mse"`` or ``"hinge"``
     (see :func:`make_objective`).
 
