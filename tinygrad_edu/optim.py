@@ -13,7 +13,8 @@ from .engine import Value
 
 
 class Optimizer:
-    """Holds the parameters and per-parameter state; subclasses implement :meth:`step`."""
+    """Holds the parameters and per-parameter state; a subclass writes its update rule once, as
+    :meth:`step_arrays`, and :meth:`step` applies it to the parameters' ``.data``."""
 
     def __init__(self, params: Iterable[Value], lr: float):
         self.params = list(params)
@@ -29,6 +30,8 @@ class Optimizer:
             raise ValueError(f"invalid learning rate: {lr!r} (needs a finite number >= 0)")
         self.lr = float(lr)
         self.steps = 0
+        #: Per-parameter state (momentum buffers, Adam's moments): arrays in the order of ``params``.
+        self.state: dict[str, np.ndarray] = {}
 
     def zero_grad(self) -> None:
         """Set every parameter's ``grad`` to 0.0 (gradients accumulate across ``backward`` calls)."""
@@ -36,33 +39,41 @@ class Optimizer:
             p.grad = 0.0
 
     def step(self) -> None:
-        raise NotImplementedError
-
-    # The array form of step(), for train.fit on the batched engine: the parameters' values and
-    # gradients in two arrays, in any fixed order of self.params, updated with the same float
-    # operations per element as step(), so to the same numbers.
-    def can_step_arrays(self) -> bool:
-        """Whether :meth:`step_arrays` does what :meth:`step` does (a subclass that overrides
-        ``step`` but not ``step_arrays`` has no array form)."""
-        for cls in type(self).__mro__:
-            if cls is Optimizer:
-                return False
-            if "step" in vars(cls) or "step_arrays" in vars(cls):
-                return "step" in vars(cls) and "step_arrays" in vars(cls)
-        return False
-
-    def array_state(self, order: Sequence[int]) -> dict[str, np.ndarray]:
-        """The per-parameter state as arrays, parameter ``order[i]`` at index ``i``."""
-        return {}
-
-    def load_array_state(self, order: Sequence[int], state: dict[str, np.ndarray]) -> None:
-        """Store the arrays of :meth:`array_state` (as updated by :meth:`step_arrays`) back."""
+        """Update every parameter from its ``.grad``: the update rule is :meth:`step_arrays`,
+        applied to all parameters at once (the one place each optimizer's rule is written)."""
+        n = len(self.params)
+        data = np.fromiter((p.data for p in self.params), np.float64, n)
+        grad = np.fromiter((p.grad for p in self.params), np.float64, n)
+        with np.errstate(over="ignore", invalid="ignore"):  # like Python floats: inf and nan, no warning
+            self.step_arrays(data, grad, self.state)
+        for p, x in zip(self.params, data.tolist()):
+            p.data = x
 
     def step_arrays(self, data: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
-        """:meth:`step` on arrays: ``data[i]`` and ``grad[i]`` are the value and gradient of
-        parameter ``order[i]``, ``state`` comes from :meth:`array_state` with the same ``order``;
-        ``data`` and ``state`` are updated in place."""
-        raise NotImplementedError(f"{type(self).__name__} has no array form of step()")
+        """The update rule on arrays: ``data`` and ``grad`` hold the parameters' values and
+        gradients in some fixed order, ``state`` the per-parameter state in the same order (see
+        :meth:`array_state`); ``data`` and ``state`` are updated in place. Elementwise float64
+        operations, so each parameter gets the same numbers whatever the order."""
+        raise NotImplementedError(f"{type(self).__name__} defines no update rule (step_arrays)")
+
+    def can_step_arrays(self) -> bool:
+        """Whether :meth:`step_arrays` is all that :meth:`step` does, so a caller holding the
+        parameters in an array (``train.fit`` on the batched engine) may call it instead. A
+        subclass that overrides ``step`` itself has no array form."""
+        cls = type(self)
+        return cls.step is Optimizer.step and cls.step_arrays is not Optimizer.step_arrays
+
+    def array_state(self, order: Sequence[int]) -> dict[str, np.ndarray]:
+        """Copies of :attr:`state` with parameter ``order[i]`` at index ``i`` (``order`` is a
+        permutation of the parameters' positions)."""
+        index = np.asarray(order, dtype=np.intp)
+        return {name: values[index] for name, values in self.state.items()}
+
+    def load_array_state(self, order: Sequence[int], state: dict[str, np.ndarray]) -> None:
+        """Store arrays in the layout of :meth:`array_state` (as updated by :meth:`step_arrays`) back."""
+        index = np.asarray(order, dtype=np.intp)
+        for name, values in state.items():
+            self.state.setdefault(name, np.zeros(len(self.params)))[index] = values
 
 
 def _check(name: str, value: float, low: float = 0.0, high: float = math.inf, high_open: bool = False) -> float:
@@ -90,35 +101,13 @@ class SGD(Optimizer):
         if nesterov and (self.momentum <= 0.0 or self.dampening != 0.0):
             raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
         self.nesterov = bool(nesterov)
-        self._buffers: list[float | None] = [None] * len(self.params)
-
-    def step(self) -> None:
-        lr, mu, wd, damp = self.lr, self.momentum, self.weight_decay, self.dampening
-        for i, p in enumerate(self.params):
-            g = p.grad + wd * p.data if wd else p.grad
-            if mu:
-                buf = self._buffers[i]
-                buf = g if buf is None else mu * buf + (1.0 - damp) * g
-                self._buffers[i] = buf
-                g = g + mu * buf if self.nesterov else buf
-            p.data -= lr * g
-        self.steps += 1
-
-    def array_state(self, order: Sequence[int]) -> dict[str, np.ndarray]:
-        buffers = [self._buffers[i] for i in order]
-        return {} if None in buffers else {"momentum_buffer": np.array(buffers, dtype=np.float64)}
-
-    def load_array_state(self, order: Sequence[int], state: dict[str, np.ndarray]) -> None:
-        if "momentum_buffer" in state:
-            for i, b in zip(order, state["momentum_buffer"].tolist()):
-                self._buffers[i] = b
 
     def step_arrays(self, data: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
         lr, mu, wd, damp = self.lr, self.momentum, self.weight_decay, self.dampening
         g = grad + wd * data if wd else grad
         if mu:
             buf = state.get("momentum_buffer")
-            if buf is None:
+            if buf is None:  # the first step: the buffer starts as the gradient
                 buf = state["momentum_buffer"] = g.copy()
             else:
                 buf *= mu
@@ -146,28 +135,7 @@ class Adam(Optimizer):
                       _check("beta2", betas[1], 0.0, 1.0, high_open=True))
         self.eps = _check("eps", eps)
         self.weight_decay = _check("weight_decay", weight_decay)
-        self._m = [0.0] * len(self.params)
-        self._v = [0.0] * len(self.params)
-
-    def step(self) -> None:
-        self.steps += 1
-        b1, b2 = self.betas
-        lr, eps, wd, t = self.lr, self.eps, self.weight_decay, self.steps
-        c1, c2 = 1.0 - b1**t, 1.0 - b2**t
-        m, v = self._m, self._v
-        for i, p in enumerate(self.params):
-            g = p.grad + wd * p.data if wd else p.grad
-            m[i] = b1 * m[i] + (1.0 - b1) * g
-            v[i] = b2 * v[i] + (1.0 - b2) * g * g
-            p.data -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
-
-    def array_state(self, order: Sequence[int]) -> dict[str, np.ndarray]:
-        return {"m": np.array([self._m[i] for i in order], dtype=np.float64),
-                "v": np.array([self._v[i] for i in order], dtype=np.float64)}
-
-    def load_array_state(self, order: Sequence[int], state: dict[str, np.ndarray]) -> None:
-        for i, m, v in zip(order, state["m"].tolist(), state["v"].tolist()):
-            self._m[i], self._v[i] = m, v
+        self.state = {"m": np.zeros(len(self.params)), "v": np.zeros(len(self.params))}
 
     def step_arrays(self, data: np.ndarray, grad: np.ndarray, state: dict[str, np.ndarray]) -> None:
         self.steps += 1

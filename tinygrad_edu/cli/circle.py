@@ -67,7 +67,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                        help="seeds everything: data, split, initial weights, shuffles (default: %(default)s)")
     group.add_argument("--engine", choices=sorted(train.ENGINES), default="batched",
                        help="how the loss and gradients are computed: batched replays the per-sample graph, "
-                            "traced once, on NumPy arrays (about 50x faster on the full task); scalar builds "
+                            "traced once, on NumPy arrays (about 100x faster on the full task, see docs/performance.md); scalar builds "
                             "a graph of Values per minibatch, the reference (default: %(default)s)")
     group.add_argument("--quiet", action="store_true", help="no progress output, only the result line")
 
