@@ -508,7 +508,7 @@ def test_the_array_loop_gives_the_same_bits_as_steps_on_values(name):
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_the_array_loop_follows_the_scalar_engine(name):
-    (h1, m1, o1), (h2, m2, o2) = fit_with("batched", OPTIMIZERS[name]), fit_with("scalar", OPTIMIZERS[name])
+    (h1, m1, _), (h2, m2, _) = fit_with("batched", OPTIMIZERS[name]), fit_with("scalar", OPTIMIZERS[name])
     np.testing.assert_allclose([p.data for p in m1.parameters()], [p.data for p in m2.parameters()], rtol=1e-12)
     np.testing.assert_allclose(h1.train_loss, h2.train_loss, rtol=1e-12)
     assert h1.test_accuracy == h2.test_accuracy

@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import ops
 from .engine import Value, _math_error, enable_grad, topological_order
 from .ops import FLOAT_MATH, Primitive
 
@@ -270,6 +269,7 @@ class _RunAdd:
 
     def __init__(self, k0: int, k1: int, target: np.ndarray, singles: list):
         self.k0, self.k1, self.target, self.singles = k0, k1, target, singles
+        self.slots = range(k0, k1)  # the input slots whose gradients this adds
 
     def __call__(self, grads) -> None:
         g0 = grads[self.k0]
@@ -293,6 +293,7 @@ class _ReduceAdd:
 
     def __init__(self, k: int, target: np.ndarray, axes: tuple[int, ...], full: tuple[int, ...]):
         self.k, self.target, self.axes, self.full = k, target, axes, full
+        self.slots = (k,)
 
     def __call__(self, grads) -> None:
         np.add(self.target, _summed(grads[self.k], self.full, self.axes), out=self.target)
@@ -312,9 +313,10 @@ class _ScatterAdd:
 
     def __init__(self, k: int, G: np.ndarray, rows: np.ndarray, full: tuple[int, ...]):
         self.k, self.G, self.rows, self.full = k, G, rows, full
+        self.slots = (k,)
 
     def __call__(self, grads) -> None:
-        np.add.at(self.G, self.rows, np.broadcast_to(grads[self.k], self.full).reshape(len(self.rows), -1))
+        self.add(grads[self.k])
 
     def code(self, d: list[str], bind: Callable) -> list[str]:
         return [f"{bind(self, 'scatter')}.add({d[self.k]})"]
@@ -457,7 +459,7 @@ class _Plan:
                 else:
                     contributions[exact[i][k]] += 1
             for add in other:
-                for k in (range(add.k0, add.k1) if isinstance(add, _RunAdd) else [add.k]):
+                for k in add.slots:
                     in_G.update(owner[g.slots[k]].tolist())
         in_G.update(i for i, n in enumerate(contributions) if n == 0)
 
@@ -489,8 +491,7 @@ class _Plan:
                 gname = f"gl{i}" if local and i not in in_G else bind(gview, "g")
                 oname = f"v{i}" if local else bind(out, "o")
                 call = f"{bind(vjp, 'vjp')}({', '.join([bind(_TAPE_MATH, 'm'), gname, oname] + arg_names(i, args, local))})"
-                used = {k for k, _ in plain} | {k for add in other
-                                                  for k in (range(add.k0, add.k1) if isinstance(add, _RunAdd) else [add.k])}
+                used = {k for k, _ in plain} | {k for add in other for k in add.slots}
                 d = [f"d{k}" for k in range(len(args))]
                 lines.append(", ".join(d[k] if k in used else "_" for k in range(len(args))) + ", = " + call)
                 for k, t in plain:
@@ -734,11 +735,7 @@ class Tape:
     def _values(self, plan: _Plan) -> np.ndarray:
         """The outputs, the inputs being in place; on a floating-point error, the forward pass is
         replayed group by group."""
-        self._load_params(plan)
-        try:
-            plan.run_forward()
-        except _ARITHMETIC_ERRORS:
-            self._replay_forward(plan)
+        self._run_forward(plan)
         return self._outputs(plan)
 
     def backward(self, inputs, grad_outputs) -> np.ndarray:
@@ -919,7 +916,7 @@ class Trainer:
         self.XY = np.vstack([X.T, y])  # one row per input, then the targets: a batch is one slice
         self.shuffled = np.empty_like(self.XY)
         n = len(y)
-        self.batches = [(tape._plan(len(range(n)[i:i + batch_size])), self.shuffled[:, i:i + batch_size])
+        self.batches = [(tape._plan(min(batch_size, n - i)), self.shuffled[:, i:i + batch_size])
                         for i in range(0, n, batch_size)]
         self.load()
 
