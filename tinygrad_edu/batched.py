@@ -2,11 +2,15 @@
 and backward on NumPy arrays, one element per sample, with the rules of :mod:`tinygrad_edu.ops`.
 
 Tracing calls your per-sample function once on placeholder ``Value`` inputs and keeps the graph it
-builds: its primitives, in topological order. Replaying groups the nodes that apply the same
-primitive at the same depth (a layer's multiplications, say) and runs each group as one NumPy call
-on a stacked array, so a training step costs a few NumPy calls per level of the graph instead of
-one Python call per node. Forward and derivative rules are read from the primitive table through
-:data:`NUMPY_MATH`; nothing here knows a derivative.
+builds: its primitives, in topological order. The nodes that apply the same primitive at the same
+depth (a layer's multiplications, say) form a group: contiguous rows of a value and a gradient
+buffer (one column per sample), whose inputs are strided views of those buffers. For each batch
+size the tape generates the step as one straight-line Python function (per group, one call of the
+rule on the stacked arrays, then the gradients added into its inputs' rows), so a training step
+costs a few NumPy calls per level of the graph instead of one Python call per node. The rules are
+the primitive table's own functions, called with a :class:`NumpyMath` namespace; nothing here
+knows a derivative. On a floating-point error the step is replayed group by group, to raise the
+scalar engine's error naming the op and the sample.
 
     >>> from tinygrad_edu import Value
     >>> w, b = Value(2.0, "w"), Value(0.5, "b")
@@ -373,8 +377,8 @@ class _Plan:
     its own, group None); ``backward`` holds ``(vjp, gradient view, output view, argument views,
     plain adds, other adds, group)`` for the groups a gradient flows through, last group first.
     These lists are the step spelled out as data (run by the tape when it replays an error);
-    :meth:`_compile` turns them into two straight-line Python functions, ``run_forward()`` and
-    ``run_backward()``, which are what a normal step calls."""
+    :meth:`_compile` turns them into straight-line Python functions, ``run_forward()``,
+    ``run_backward()`` and ``run_step()`` (both passes: what a training step calls)."""
 
     def __init__(self, tape: Tape, batch: int):
         self.V = V = np.zeros((tape._num_rows, batch))
