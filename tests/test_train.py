@@ -184,3 +184,14 @@ def test_loss_and_accuracy_with_an_engine_loss_matches_the_exact_sum():
     loss, accuracy = train.loss_and_accuracy(objective, outputs, y, train.ENGINES["batched"].losses)
     assert loss == pytest.approx(want, rel=1e-14)
     assert accuracy == np.mean((outputs > 0) == (y > 0.5))
+
+
+@pytest.mark.parametrize("engine", sorted(train.ENGINES))
+def test_divergence_in_the_last_step_of_an_epoch_raises(engine):
+    # One batch per epoch: its loss is finite, the step it drives sends the weights to ~1e298, and
+    # only the evaluation after the epoch sees the NaN loss; fit must not return that history.
+    model = nn.MLP(2, [8, 1], "relu", "sigmoid", seed=5)
+    X, y = data.circle(40, seed=0)
+    with pytest.raises(FloatingPointError, match="loss became nan after epoch 1: training diverged"):
+        train.fit(model, X, y, optimizer=optim.SGD(model.parameters(), lr=1e300), epochs=1, batch_size=64,
+                  engine=engine, progress=False)

@@ -278,6 +278,10 @@ def _check_xy(name: str, X, y, nin: int | None) -> tuple[np.ndarray, np.ndarray]
     return X, y
 
 
+def _diverged(what: str) -> FloatingPointError:
+    return FloatingPointError(f"{what}: training diverged; try a smaller learning rate")
+
+
 def fit(model: nn.Module, X_train, y_train, *, X_test=None, y_test=None, loss: str | Objective = "bce",
         optimizer: Optimizer | None = None, epochs: int = 50, batch_size: int = 32,
         seed: int | np.random.Generator | None = None, engine: str | Engine = "scalar", progress: bool = True,
@@ -319,19 +323,23 @@ def fit(model: nn.Module, X_train, y_train, *, X_test=None, y_test=None, loss: s
     started = time.perf_counter()
 
     def record(epoch: float) -> None:
-        history.epoch.append(epoch)
+        # A batch's loss comes before its step, so the last step of an epoch is checked only here.
         train = loss_and_accuracy(objective, eng.outputs(model, objective, X_train), y_train, eng.losses)
+        if not math.isfinite(train[0]):
+            raise _diverged(f"the loss became {train[0]} after epoch {epoch}")
+        history.epoch.append(epoch)
         history.train_loss.append(train[0])
         history.train_accuracy.append(train[1])
         if has_test:
             test = loss_and_accuracy(objective, eng.outputs(model, objective, X_test), y_test, eng.losses)
+            if not math.isfinite(test[0]):
+                raise _diverged(f"the test loss became {test[0]} after epoch {epoch}")
             history.test_loss.append(test[0])
             history.test_accuracy.append(test[1])
 
     def check(value: float, batch: int) -> None:
         if not math.isfinite(value):
-            raise FloatingPointError(f"the loss became {value} at epoch {epoch}, batch {batch + 1}: "
-                                     "training diverged; try a smaller learning rate")
+            raise _diverged(f"the loss became {value} at epoch {epoch}, batch {batch + 1}")
 
     def batches():
         for batch, (Xb, yb) in enumerate(minibatches(X_train, y_train, batch_size, seed=rng)):
