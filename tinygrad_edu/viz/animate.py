@@ -11,7 +11,8 @@ import graphviz
 
 from ..engine import Value
 from ..ops import FLOAT_MATH
-from .graph import INSTALL_HINT, GraphTooLargeError, GraphvizNotFoundError, collect_values, draw_graph, flow_scale
+from .graph import (INSTALL_HINT, GraphTooLargeError, GraphvizNotFoundError, collect_values, draw_graph, flow_scale,
+                    gradient_flows)
 
 
 def backward_steps(root: Value, values: list[Value]) -> list[tuple[Value, dict[Value, float]]]:
@@ -72,7 +73,7 @@ def animate_backward(
     final = steps[-1][1] if steps else {root: 1.0}
     flows = [abs(final[v]) for v, _ in steps]
     for v, _ in steps:
-        flows += [abs(x) for x in v.op.vjp(FLOAT_MATH, final[v], v.data, *[p.data for p in v.parents])]
+        flows += gradient_flows(v, final[v])
     scale = flow_scale(flows)  # one colour scale, the finished backward's, for every frame
 
     per_frame = max(1, math.ceil(len(steps) / (max_frames - 2)))
