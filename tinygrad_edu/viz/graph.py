@@ -60,9 +60,9 @@ class GraphvizNotFoundError(RuntimeError):
 
 
 def collect_values(root: Value, limit: int | None = None) -> list[Value] | None:
-    """Every Value that ``root`` depends on, parents before children, root last. Unlike
-    ``engine.topological_order`` this leaves every ``grad`` as it is. Returns ``None`` as soon
-    as more than ``limit`` values are found, so refusing a huge graph is quick."""
+    """Every Value that ``root`` depends on, parents before children, root last (as
+    ``engine.topological_order``), but ``None`` as soon as more than ``limit`` values are found,
+    so refusing a huge graph is quick."""
     if not isinstance(root, Value):
         raise TypeError(f"expected a Value, got {type(root).__name__}")
     order: list[Value] = []
@@ -255,6 +255,13 @@ def _health(g: float, vanishing: float, exploding: float) -> str | None:
     return None
 
 
+def _health_attrs(state: str) -> dict[str, str]:
+    """A node's border for a ``_health`` state: thin blue for vanishing, thick red for exploding."""
+    if state == "vanishing":
+        return {"color": VANISHING_COLOR, "penwidth": "2"}
+    return {"color": EXPLODING_COLOR, "penwidth": "3"}
+
+
 def _legend(scale: tuple[float, float] | None, digits: int, kinds: Iterable[str], health: bool) -> str:
     rows = []
     if scale and scale[0] > 0.0:
@@ -313,6 +320,16 @@ def _check_options(rankdir: str, color_by: str | None, max_nodes: int, collapse:
         raise ValueError(f"collapse must be None, 'neuron' or 'layer', got {collapse!r}")
     if cluster not in (True, False, "auto"):
         raise ValueError(f"cluster must be True, False or 'auto', got {cluster!r}")
+
+
+def _new_digraph(name: str, rankdir: str, title: str | None) -> graphviz.Digraph:
+    dot = graphviz.Digraph(name)
+    # nslimit bounds dot's network-simplex passes, which otherwise can take minutes on long edges.
+    dot.attr(rankdir=rankdir, fontname="Helvetica", fontsize="11", newrank="true", nslimit="4", nslimit1="4")
+    if title:
+        dot.attr(label=title, labelloc="t")
+    dot.attr("node", fontname="Helvetica", fontsize="11")
+    return dot
 
 
 def _too_large(what: str, max_nodes: int, collapsed: bool) -> GraphTooLargeError:
@@ -406,12 +423,7 @@ def draw_graph(
         modules = {}
     highlight_ids = {id(v) for v in highlight}
 
-    dot = graphviz.Digraph("computation_graph")
-    # nslimit bounds dot's network-simplex passes, which otherwise can take minutes on long edges.
-    dot.attr(rankdir=rankdir, fontname="Helvetica", fontsize="11", newrank="true", nslimit="4", nslimit1="4")
-    if title:
-        dot.attr(label=title, labelloc="t")
-    dot.attr("node", fontname="Helvetica", fontsize="11")
+    dot = _new_digraph("computation_graph", rankdir, title)
     dot.attr("edge", arrowsize="0.6")
 
     names = _short_names(values, digits)
@@ -440,7 +452,7 @@ def draw_graph(
         state = _health(g, vanishing, exploding) if (g is not None and kind != "constant") else None
         if state is not None:
             any_health = True
-            attrs.update(color=VANISHING_COLOR if state == "vanishing" else EXPLODING_COLOR, penwidth="2" if state == "vanishing" else "3")
+            attrs.update(_health_attrs(state))
             tooltip += f" ({state} gradient)"
         if kind == "constant":
             attrs["fontcolor"] = "#555555"
@@ -577,11 +589,7 @@ def draw_collapsed(
         return (1, tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in name.split(".")))
 
     groups = dict(sorted(groups.items(), key=lambda item: order(item[0])))
-    dot = graphviz.Digraph("collapsed_graph")
-    dot.attr(rankdir=rankdir, fontname="Helvetica", fontsize="11", newrank="true", nslimit="4", nslimit1="4")
-    if title:
-        dot.attr(label=title, labelloc="t")
-    dot.attr("node", fontname="Helvetica", fontsize="11")
+    dot = _new_digraph("collapsed_graph", rankdir, title)
     horizontal = rankdir in ("LR", "RL")
     any_health = False
     kinds: list[str] = []
@@ -602,7 +610,7 @@ def draw_collapsed(
             state = _health(norm, vanishing, exploding)
             if state is not None:
                 any_health = True
-                attrs.update(color=VANISHING_COLOR if state == "vanishing" else EXPLODING_COLOR, penwidth="2" if state == "vanishing" else "3")
+                attrs.update(_health_attrs(state))
         label = " | ".join(fields)
         attrs["label"] = label if horizontal else "{" + label + "}"  # fields stacked: compact boxes
         attrs["tooltip"] = name
