@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import NoReturn
 
@@ -25,7 +26,9 @@ def _number(kind, name: str, minimum: float, inclusive: bool):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {name}, got {text!r}") from None
-        if value != value or value < minimum or (value == minimum and not inclusive):
+        if not math.isfinite(value):  # float("inf") and float("nan") parse, but no option takes them
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if value < minimum or (value == minimum and not inclusive):
             bound = f">= {minimum}" if inclusive else f"> {minimum}"
             raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
         return value
