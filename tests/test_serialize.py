@@ -78,6 +78,13 @@ def test_bad_files(tmp_path, text, message):
         load_model(path)
 
 
+def test_binary_file_is_a_model_file_error(tmp_path):
+    path = tmp_path / "model.json"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    with pytest.raises(ModelFileError, match="not a text file"):
+        load_model(path)
+
+
 def test_missing_file_is_an_os_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "nope.json")

@@ -117,7 +117,11 @@ def _reject_constant(name: str):
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read a model file written by :func:`save_model`: the model and its metadata."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModelFileError(f"{path}: not a text file; expected a model.json written by save_model "
+                             "(or 'tinygrad-edu circle')") from None
     try:
         doc = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as err:

@@ -39,9 +39,6 @@ def run(args: argparse.Namespace) -> int:
         checkpoint = load_checkpoint(args.model)
     except ModelFileError as err:
         raise CLIError(str(err)) from None
-    except UnicodeDecodeError:
-        raise CLIError(f"{args.model}: not a text file; expected a model.json written by 'tinygrad-edu circle'") \
-            from None
     model = checkpoint.model
     if len(args.coordinates) != model.nin:
         raise CLIError(f"the model takes {model.nin} coordinates, got {len(args.coordinates)}")
