@@ -111,6 +111,10 @@ def test_bad_arguments():
         optim.SGD([Value(1.0)], lr=0.1, nesterov=True)
     with pytest.raises(ValueError, match="invalid momentum"):
         optim.SGD([Value(1.0)], lr=0.1, momentum=-0.5)
+    with pytest.raises(ValueError, match="invalid momentum: inf"):
+        optim.SGD([Value(1.0)], lr=0.1, momentum=math.inf)
+    with pytest.raises(ValueError, match="invalid weight_decay: nan"):
+        optim.Adam([Value(1.0)], weight_decay=math.nan)
     with pytest.raises(ValueError, match="invalid beta2"):
         optim.Adam([Value(1.0)], betas=(0.9, 1.0))
     with pytest.raises(ValueError, match="empty parameter list"):

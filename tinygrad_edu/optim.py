@@ -77,10 +77,11 @@ class Optimizer:
 
 
 def _check(name: str, value: float, low: float = 0.0, high: float = math.inf, high_open: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and low <= value and (value < high if high_open else value <= high)
+    ok = isinstance(value, (int, float)) and math.isfinite(value) and low <= value \
+        and (value < high if high_open else value <= high)
     if not ok:
         bound = f"in [{low}, {high})" if high_open else f">= {low}"
-        raise ValueError(f"invalid {name}: {value!r} (needs a number {bound})")
+        raise ValueError(f"invalid {name}: {value!r} (needs a finite number {bound})")
     return float(value)
 
 
