@@ -9,9 +9,6 @@ from typing import Iterator
 
 import numpy as np
 
-def _rng(seed) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
 
 def _positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -29,7 +26,7 @@ def circle(n: int, radius: float = 0.5, seed: int | np.random.Generator | None =
     n = _positive_int("the number of samples", n)
     if not (isinstance(radius, (int, float)) and radius > 0 and math.isfinite(radius)):
         raise ValueError(f"radius must be a positive number, got {radius!r}")
-    X = _rng(seed).uniform(-1.0, 1.0, size=(n, 2))
+    X = np.random.default_rng(seed).uniform(-1.0, 1.0, size=(n, 2))
     y = ((X**2).sum(axis=1) <= radius**2).astype(np.float64)
     return X, y
 
@@ -57,7 +54,7 @@ def train_test_split(X: np.ndarray, y: np.ndarray, test_size: float | int = 0.2,
     if not 1 <= n_test <= n - 1:
         raise ValueError(f"a test set of {n_test} out of {n} samples leaves no training or no test data; "
                          "use more samples or another test_size")
-    order = _rng(seed).permutation(n) if shuffle else np.arange(n)
+    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
     test, train = order[:n_test], order[n_test:]
     return X[train], X[test], y[train], y[test]
 
@@ -71,7 +68,7 @@ def minibatches(X: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool 
     n = len(X)
     if len(y) != n:
         raise ValueError(f"X and y have different lengths ({n} and {len(y)})")
-    order = _rng(seed).permutation(n) if shuffle else np.arange(n)
+    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         yield X[idx], y[idx]

@@ -123,10 +123,6 @@ def init_limit(activation: str, fan_in: int, fan_out: int) -> float:
     return math.sqrt(6.0 / (fan_in + fan_out))
 
 
-def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
-
 def _activate(z: Value, activation: str) -> Value:
     if activation == "relu":
         return z.relu()
@@ -150,7 +146,7 @@ class Neuron(Module):
             raise ValueError(f"a neuron needs a positive integer number of inputs, got {nin!r}")
         self.activation = _check_activation(activation)
         limit = init_limit(self.activation, nin, fan_out)
-        self.w = [Value(float(v)) for v in _rng(seed).uniform(-limit, limit, nin)]
+        self.w = [Value(float(v)) for v in np.random.default_rng(seed).uniform(-limit, limit, nin)]
         self.b = Value(0.0)
         self.label_parameters()
 
@@ -179,7 +175,7 @@ class Layer(Module):
         if isinstance(nout, bool) or not isinstance(nout, int) or nout < 1:
             raise ValueError(f"a layer needs a positive integer number of neurons, got {nout!r}")
         activation = _check_activation(activation)
-        rng = _rng(seed)
+        rng = np.random.default_rng(seed)
         self.neurons = [Neuron(nin, activation, fan_out=nout, seed=rng) for _ in range(nout)]
         self.label_parameters()
 
@@ -220,7 +216,7 @@ class MLP(Module):
             raise ValueError("an MLP needs at least one layer size, e.g. MLP(2, [8, 1])")
         activation = _check_activation(activation)
         output_activation = _check_activation(output_activation)
-        rng = _rng(seed)
+        rng = np.random.default_rng(seed)
         dims = [nin] + sizes
         self.layers = [
             Layer(dims[i], dims[i + 1], activation if i < len(sizes) - 1 else output_activation, seed=rng)

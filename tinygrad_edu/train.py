@@ -316,7 +316,7 @@ def fit(model: nn.Module, X_train, y_train, *, X_test=None, y_test=None, loss: s
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if optimizer is None:
         optimizer = SGD(model.parameters(), lr=DEFAULT_LR)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # a Generator passes through: its stream goes on
     per_epoch = num_batches(len(X_train), batch_size)
     history = History()
     bar = _Progress(progress, epochs, per_epoch)
