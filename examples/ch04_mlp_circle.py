@@ -19,18 +19,13 @@ from tinygrad_edu.data import circle, train_test_split
 from tinygrad_edu.nn import MLP
 from tinygrad_edu.optim import SGD
 from tinygrad_edu.train import fit, predict_proba
-from tinygrad_edu.viz.plots import plot_curves, plot_decision_boundary
+from tinygrad_edu.viz.plots import decision_grid, draw_decision_boundary, plot_curves, plot_decision_boundary
 
 
-def draw_boundary(ax, ticks: np.ndarray, probs: np.ndarray, X: np.ndarray, y: np.ndarray, title: str) -> None:
-    """P(inside) as filled contours, its 0.5 level in black, the true circle dashed, a few points."""
-    ax.contourf(ticks, ticks, probs, levels=np.linspace(0, 1, 11), cmap="RdBu", alpha=0.75)
-    if probs.min() < 0.5 < probs.max():
-        ax.contour(ticks, ticks, probs, levels=[0.5], colors="k", linewidths=1.5)
-    t = np.linspace(0, 2 * np.pi, 200)
-    ax.plot(0.5 * np.cos(t), 0.5 * np.sin(t), "--", color="0.15", linewidth=1)
-    ax.scatter(X[:, 0], X[:, 1], s=4, c=np.where(y > 0.5, "#08306b", "#67000d"), linewidths=0)
-    ax.set(xlim=(-1, 1), ylim=(-1, 1), xticks=[], yticks=[], aspect="equal")
+def draw_boundary(ax, probs: np.ndarray, X: np.ndarray, y: np.ndarray, title: str) -> None:
+    """One snapshot: the library's decision-boundary drawing, small points without edges, no ticks."""
+    draw_decision_boundary(ax, probs, X, y, point_size=4, point_edge=0)
+    ax.set(xticks=[], yticks=[])
     ax.set_title(title, fontsize=9)
 
 
@@ -43,8 +38,7 @@ def main(argv=None) -> None:
     model = MLP(2, [8, 1], activation="relu", output_activation="sigmoid", seed=0)
     print(model)
 
-    ticks = np.linspace(-1, 1, grid)
-    points = np.c_[np.meshgrid(ticks, ticks)[0].ravel(), np.meshgrid(ticks, ticks)[1].ravel()]
+    points = decision_grid(grid)
     snapshots: dict[int, tuple[np.ndarray, float]] = {}
 
     def snapshot(epoch: int, history) -> None:
@@ -66,14 +60,14 @@ def main(argv=None) -> None:
     rows = len(snap_at) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.1 * rows), squeeze=False)
     for ax, epoch in zip(axes.flat, snap_at):
-        draw_boundary(ax, ticks, snapshots[epoch][0], shown_X, shown_y, title(epoch))
+        draw_boundary(ax, snapshots[epoch][0], shown_X, shown_y, title(epoch))
     fig.suptitle("The decision boundary (black) forming during training; the true circle dashed", fontsize=11)
     save(fig, args.out, "ch04-boundary-forming.png", dpi=60 if args.quick else 90)
 
     frames = []
     for epoch in snap_at:
         fig, ax = plt.subplots(figsize=(3.6, 3.8))
-        draw_boundary(ax, ticks, snapshots[epoch][0], shown_X, shown_y, title(epoch))
+        draw_boundary(ax, snapshots[epoch][0], shown_X, shown_y, title(epoch))
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=60 if args.quick else 80)
         plt.close(fig)

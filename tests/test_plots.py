@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
 
 from tinygrad_edu.train import History
 from tinygrad_edu.viz import plots
@@ -58,3 +59,21 @@ def test_learning_curve(tmp_path):
     assert list(ax.lines[0].get_ydata()) == pytest.approx([82.0, 98.0])
     with pytest.raises(ValueError, match="got 1 test accuracies for 2 sizes"):
         plots.plot_learning_curve([100, 1000], [0.9])
+
+
+def test_decision_grid_feeds_draw_decision_boundary_on_given_axes():
+    assert plots.decision_grid(3).tolist() == [[-1, -1], [0, -1], [1, -1], [-1, 0], [0, 0], [1, 0],
+                                               [-1, 1], [0, 1], [1, 1]]
+    r = 41
+    probs = (plots.decision_grid(r)[:, 0] > 0.2).astype(float).reshape(r, r)  # class 1 right of x = 0.2
+    X = np.array([[0.5, 0.1], [-0.5, -0.3]])
+    ax = Figure().add_subplot()
+    filled = plots.draw_decision_boundary(ax, probs, X, [1.0, 0.0], radius=None, point_size=3)
+    assert list(filled.levels) == pytest.approx(np.linspace(0, 1, 11))
+    boundary = [c for c in ax.collections if list(getattr(c, "levels", [])) == [0.5]][0]
+    vertices = np.vstack([p.vertices for p in boundary.get_paths() if len(p.vertices)])
+    assert np.allclose(vertices[:, 0], 0.2, atol=0.05) and np.ptp(vertices[:, 1]) > 1.5  # vertical, not transposed
+    scattered = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert [c.get_offsets().tolist() for c in scattered] == [[[0.5, 0.1]], [[-0.5, -0.3]]]
+    assert all(c.get_sizes().tolist() == [3] and c.get_linewidths().tolist() == [0.3] for c in scattered)
+    assert [line.get_linestyle() for line in ax.lines] == ["-"]  # the legend entry only: no circle without radius

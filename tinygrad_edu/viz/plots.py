@@ -9,6 +9,8 @@ import os
 from typing import Callable, Sequence
 
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.contour import QuadContourSet
 from matplotlib.figure import Figure
 
 TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#d62728"
@@ -20,31 +22,54 @@ def _save(fig: Figure, path: str | os.PathLike | None, dpi: int = 120) -> Figure
     return fig
 
 
+def decision_grid(resolution: int = 200) -> np.ndarray:
+    """The points where a decision boundary is evaluated: a ``resolution`` x ``resolution`` grid
+    over [-1, 1]², row after row, as a ``(resolution², 2)`` array. ``predict_proba`` of it,
+    reshaped to ``(resolution, resolution)``, is what :func:`draw_decision_boundary` draws."""
+    ticks = np.linspace(-1.0, 1.0, resolution)
+    xx, yy = np.meshgrid(ticks, ticks)
+    return np.c_[xx.ravel(), yy.ravel()]
+
+
+def draw_decision_boundary(ax: Axes, probs: np.ndarray, X: np.ndarray, y: np.ndarray, *,
+                           radius: float | None = 0.5, point_size: float = 7, point_edge: float = 0.3) -> QuadContourSet:
+    """Draw onto ``ax``: ``probs`` (P(class 1) on the :func:`decision_grid`, shape ``(resolution,
+    resolution)``) as filled contours, its 0.5 level in black as the decision boundary, the points
+    ``X`` coloured by their label ``y`` (``point_size`` in points², with a white edge ``point_edge``
+    wide) and, if ``radius`` is given, the true circle dashed. Returns the filled contours (for a
+    colorbar)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    ticks = np.linspace(-1.0, 1.0, probs.shape[0])
+    filled = ax.contourf(ticks, ticks, probs, levels=np.linspace(0.0, 1.0, 11), cmap="RdBu", alpha=0.75)
+    if probs.min() < 0.5 < probs.max():
+        ax.contour(ticks, ticks, probs, levels=[0.5], colors="k", linewidths=1.5)
+        ax.plot([], [], "k-", linewidth=1.5, label="P = 0.5 boundary")
+    y = np.asarray(y)
+    for label, color, name in ((1.0, "#08306b", "inside (1)"), (0.0, "#67000d", "outside (0)")):
+        pts = X[y == label]
+        ax.scatter(pts[:, 0], pts[:, 1], s=point_size, c=color, edgecolors="white", linewidths=point_edge,
+                   label=name)
+    if radius is not None:
+        t = np.linspace(0.0, 2.0 * np.pi, 256)
+        ax.plot(radius * np.cos(t), radius * np.sin(t), "--", color="0.15", linewidth=1, label="true circle")
+    ax.set(xlim=(-1, 1), ylim=(-1, 1), aspect="equal")
+    return filled
+
+
 def plot_decision_boundary(predict_proba: Callable[[np.ndarray], np.ndarray], X: np.ndarray, y: np.ndarray,
                            path: str | os.PathLike | None = None, *, resolution: int = 200,
                            radius: float | None = 0.5, title: str | None = None) -> Figure:
     """Filled contours of ``predict_proba`` (rows of points -> P(class 1)) over [-1, 1]², its 0.5
     level as the decision boundary, the points ``X`` coloured by their label ``y`` and, if
-    ``radius`` is given, the true circle dashed. Saved to ``path`` when given."""
-    ticks = np.linspace(-1.0, 1.0, resolution)
-    xx, yy = np.meshgrid(ticks, ticks)
-    probs = np.asarray(predict_proba(np.c_[xx.ravel(), yy.ravel()]), dtype=np.float64).reshape(xx.shape)
+    ``radius`` is given, the true circle dashed (see :func:`draw_decision_boundary`), with a
+    colorbar and a legend. Saved to ``path`` when given."""
+    probs = np.asarray(predict_proba(decision_grid(resolution)), dtype=np.float64).reshape(resolution, resolution)
 
     fig = Figure(figsize=(6, 5.4))
     ax = fig.add_subplot()
-    filled = ax.contourf(xx, yy, probs, levels=np.linspace(0.0, 1.0, 11), cmap="RdBu", alpha=0.75)
-    if probs.min() < 0.5 < probs.max():
-        ax.contour(xx, yy, probs, levels=[0.5], colors="k", linewidths=1.5)
-        ax.plot([], [], "k-", linewidth=1.5, label="P = 0.5 boundary")
+    filled = draw_decision_boundary(ax, probs, X, y, radius=radius)
     fig.colorbar(filled, ax=ax, label="P(inside)")
-    y = np.asarray(y)
-    for label, color, name in ((1.0, "#08306b", "inside (1)"), (0.0, "#67000d", "outside (0)")):
-        pts = X[y == label]
-        ax.scatter(pts[:, 0], pts[:, 1], s=7, c=color, edgecolors="white", linewidths=0.3, label=name)
-    if radius is not None:
-        t = np.linspace(0.0, 2.0 * np.pi, 256)
-        ax.plot(radius * np.cos(t), radius * np.sin(t), "--", color="0.15", linewidth=1, label="true circle")
-    ax.set(xlim=(-1, 1), ylim=(-1, 1), xlabel="x", ylabel="y", aspect="equal")
+    ax.set(xlabel="x", ylabel="y")
     ax.set_title(title or "Decision boundary and points", fontsize=10)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4, fontsize=8, frameon=False)
     return _save(fig, path)
@@ -98,4 +123,4 @@ def plot_learning_curve(sizes: Sequence[int], test_accuracy: Sequence[float] | S
     return _save(fig, path)
 
 
-__all__ = ["plot_decision_boundary", "plot_curves", "plot_learning_curve"]
+__all__ = ["decision_grid", "draw_decision_boundary", "plot_decision_boundary", "plot_curves", "plot_learning_curve"]
