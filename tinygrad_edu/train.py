@@ -31,12 +31,6 @@ DEFAULT_LR = 0.1
 LOSSES = ("bce", "mse", "hinge")
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    # exp of a non-positive number only: no overflow warnings for large |z|.
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
 @dataclass(frozen=True)
 class Objective:
     """What training minimises for a one-output model, and how its output reads as a probability.
@@ -71,7 +65,7 @@ class Objective:
         """P(class 1) from :meth:`output` values; the class is 1 where this is > 0.5."""
         outputs = np.asarray(outputs, dtype=np.float64)
         if self.logit_output:
-            return _sigmoid(outputs)
+            return batched.NUMPY_MATH.sigmoid(outputs)  # the sigmoid primitive's overflow-free rule
         if self.loss == "hinge":  # a score: its sign is the class
             return (np.clip(outputs, -1.0, 1.0) + 1.0) / 2.0
         return np.clip(outputs, 0.0, 1.0)
