@@ -6,12 +6,15 @@ and never touch the global matplotlib state.
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.contour import QuadContourSet
 from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from ..train import History
 
 TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#d62728"
 
@@ -75,7 +78,7 @@ def plot_decision_boundary(predict_proba: Callable[[np.ndarray], np.ndarray], X:
     return _save(fig, path)
 
 
-def plot_curves(history, path: str | os.PathLike | None = None) -> Figure:
+def plot_curves(history: History, path: str | os.PathLike | None = None) -> Figure:
     """Loss and accuracy per epoch, train vs test, from a :class:`~tinygrad_edu.train.History`."""
     fig = Figure(figsize=(10, 4))
     loss_ax, acc_ax = fig.subplots(1, 2)
