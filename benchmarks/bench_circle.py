@@ -9,7 +9,7 @@ side in one process, on the same data, initial weights and minibatch order:
 
 Every run evaluates train and test loss and accuracy after each epoch, as ``fit`` does.
 
-Run: python benchmarks/bench_circle.py [--repeats 3] [--scalar-repeats 1] [--skip scalar,torch]
+Run: python benchmarks/bench_circle.py [--repeats 5] [--scalar-repeats 1] [--skip scalar,torch]
 """
 
 from __future__ import annotations
