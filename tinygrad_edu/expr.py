@@ -143,7 +143,7 @@ class Expression:
             operand = self._eval(node.operand, leaves)
             return -operand if isinstance(node.op, ast.USub) else operand
         if isinstance(node, ast.Call):
-            return engine.apply(functions()[node.func.id], self._eval(node.args[0], leaves))
+            return engine.apply(ops.PRIMITIVES[node.func.id], self._eval(node.args[0], leaves))  # checked by _check
         left = self._eval(node.left, leaves)
         if isinstance(node.op, ast.Pow):
             exponent = _constant(node.right)
