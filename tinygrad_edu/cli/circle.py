@@ -189,7 +189,6 @@ def run(args: argparse.Namespace) -> int:
     else:  # interrupted before the first batch finished
         accuracy = train.evaluate(model, X_test, y_test, loss=objective, engine=args.engine)[1]
 
-    engine = train.ENGINES[args.engine]
     metadata = {
         "task": "circle", "loss": args.loss, "seed": args.seed, "samples": args.samples,
         "test_size": args.test_size, "radius": args.radius, "optimizer": repr(optimizer),
@@ -200,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     paths = [save_model(model, out / "model.json", metadata=metadata)]
     paths.append(out / "decision_boundary.png")
     plots.plot_decision_boundary(
-        lambda pts: objective.proba(engine.outputs(model, objective, pts)), X_test, y_test, paths[-1],
+        lambda pts: train.predict_proba(model, pts, loss=objective, engine=args.engine), X_test, y_test, paths[-1],
         radius=args.radius,
         title=f"MLP {arch}: {100 * accuracy:.2f}% of test points correct")
     paths.append(out / "curves.png")

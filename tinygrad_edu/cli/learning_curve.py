@@ -12,8 +12,8 @@ import numpy as np
 from .. import data
 from ..viz import plots
 from ._common import CLIError, positive_int
-from .circle import add_model_arguments, add_training_arguments, build_model, derived_seeds, fit_or_fail, prepare_out
-from .circle import size_list
+from .circle import (add_model_arguments, add_training_arguments, build_model, derived_seeds, fit_or_fail,
+                     prepare_out, size_list)
 
 
 def add_parser(subparsers) -> None:
