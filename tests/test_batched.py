@@ -219,6 +219,9 @@ def test_bad_inputs_and_arguments_say_what_is_wrong():
         trace(lambda x: 3.0, [0.0], [])
     with pytest.raises(ValueError, match="one output"):
         trace(lambda x: [x, x], [0.0], []).mean_backward(np.zeros((2, 1)))
+    with pytest.raises(ValueError, match=r"grad_outputs must have the outputs' shape \(4,\)"):
+        tape.backward(np.zeros((4, 2)), np.ones(3))
+    assert w.grad == 0.0  # nothing was accumulated
 
 
 def test_domain_errors_raise_like_the_scalar_engine_naming_op_and_sample():

@@ -747,7 +747,13 @@ class Tape:
         parameter's ``.grad`` (as ``backward`` on the scalar graph of the weighted sum would).
         ``grad_outputs`` has the outputs' shape. Returns the per-sample outputs."""
         plan = self._inputs_plan(inputs)
-        go = np.asarray(grad_outputs, dtype=np.float64).reshape(plan.V.shape[1], self.num_outputs)
+        batch = plan.V.shape[1]
+        go = np.asarray(grad_outputs, dtype=np.float64)
+        if go.size != batch * self.num_outputs:
+            expected = f"({batch},)" if self.num_outputs == 1 else f"({batch}, {self.num_outputs})"
+            raise ValueError(f"grad_outputs must have the outputs' shape {expected}, one per sample and output; "
+                             f"got shape {go.shape}")
+        go = go.reshape(batch, self.num_outputs)
         with np.errstate(**_RAISE):
             self._run_forward(plan)
             self._run_backward(plan, go)

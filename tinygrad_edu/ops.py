@@ -25,7 +25,8 @@ class Primitive:
     ``symbol`` is set for infix operators (``"+"``), ``prefix`` for unary prefix ones (``"-"``)
     and ``postfix`` for a constant power (``" ** 2"``); otherwise the operation prints as a call, ``name(x)``. ``domain`` says in words where the
     forward rule is defined (used in error messages and docs); ``kinks`` lists the inputs where
-    the derivative is a convention rather than a limit (``relu`` and ``abs`` at 0).
+    the derivative is a convention rather than a limit (``relu`` and ``abs`` at 0);
+    ``exponent`` is ``c`` on the ``x ** c`` primitives made by :func:`pow_const`.
     """
 
     name: str
@@ -37,6 +38,7 @@ class Primitive:
     postfix: str | None = None
     domain: str = "all real numbers"
     kinks: tuple[float, ...] = ()
+    exponent: float | None = None  # set on the x ** c family (pow_const): c
     doc: str = field(default="", compare=False)
 
     def format(self, *args: str) -> str:
@@ -143,7 +145,7 @@ def _pow_const(c: float) -> Primitive:
         vjp = lambda m, g, out, x: (g * c * m.pow(x, c - 1.0),)  # noqa: E731
     label = repr(int(c)) if c == int(c) and abs(c) < 1e15 else repr(c)
     return Primitive(
-        f"**{label}", 1, lambda m, x: m.pow(x, c), vjp, postfix=f" ** {label}",
+        f"**{label}", 1, lambda m, x: m.pow(x, c), vjp, postfix=f" ** {label}", exponent=c,
         domain="x > 0 unless the exponent is an integer",
     )
 

@@ -194,8 +194,8 @@ _COMPLEX_MATH = _ComplexMath()
 
 
 def _supports_complex_step(op: ops.Primitive) -> bool:
-    if op.name.startswith("**") and op.postfix is not None:  # ops.pow_const(c)
-        return op is ops.pow_const(float(op.postfix.split("**")[1]))
+    if op.exponent is not None:  # ops.pow_const(c)
+        return op is ops.pow_const(op.exponent)
     return op.name in COMPLEX_STEP_OPS and ops.PRIMITIVES.get(op.name) is op
 
 

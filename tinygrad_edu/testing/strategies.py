@@ -84,8 +84,8 @@ def domain_of(op: ops.Primitive) -> Callable[..., bool]:
     anywhere for other primitives (their forward rule still has to succeed)."""
     if isinstance(op, CustomPrimitive):
         return _custom_domain(op)
-    if op.name.startswith("**") and op.postfix is not None:
-        return _pow_const_domain(float(op.postfix.split("**")[1]))
+    if op.exponent is not None:  # ops.pow_const(c)
+        return _pow_const_domain(op.exponent)
     return DOMAINS.get(op.name, _anywhere)
 
 
