@@ -210,10 +210,9 @@ def _operator(op: Primitive, reflected: bool = False):
     forward = op.forward
     new = object.__new__
 
-    def method(self, other):
-        if type(other) is not Value:
-            other = Value(other)
-        a, b = (other, self) if reflected else (self, other)
+    def method(a, b):
+        if type(b) is not Value:
+            b = Value(b)
         try:
             data = forward(FLOAT_MATH, a.data, b.data)
         except _ARITHMETIC_ERRORS as err:
@@ -226,8 +225,12 @@ def _operator(op: Primitive, reflected: bool = False):
             out._op, out._prev = None, ()
         return out
 
-    method.__name__ = method.__qualname__ = f"__{'r' if reflected else ''}{op.name}__"
-    return method
+    def reflected_method(self, other):  # `other op self`: Python calls it only when other is no Value
+        return method(Value(other), self)
+
+    result = reflected_method if reflected else method
+    result.__name__ = result.__qualname__ = f"__{'r' if reflected else ''}{op.name}__"
+    return result
 
 
 for _name, _op in (("add", ops.ADD), ("sub", ops.SUB), ("mul", ops.MUL), ("truediv", ops.DIV)):
