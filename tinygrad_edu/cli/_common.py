@@ -43,6 +43,17 @@ positive_float = _number(float, "a positive number", 0.0, inclusive=False)
 non_negative_float = _number(float, "a non-negative number", 0.0, inclusive=True)
 
 
+def finite_float(text: str) -> float:
+    """Any finite number (no inf or nan), e.g. a coordinate or a variable's value."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text.strip()!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text.strip()}")
+    return value
+
+
 def fraction(text: str) -> float:
     """A number strictly between 0 and 1 (e.g. the held-out share of the data)."""
     try:

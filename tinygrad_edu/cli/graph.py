@@ -4,12 +4,11 @@ gradient flow, e.g. ``tinygrad-edu graph "tanh(x*w + b)" --set x=0.5 --set w=-1.
 from __future__ import annotations
 
 import argparse
-import math
 import re
 from pathlib import Path
 
 from ..expr import ExpressionError, UndefinedVariableError, compile_expression
-from ._common import CLIError, positive_int
+from ._common import CLIError, finite_float, positive_int
 
 _SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv")
 
@@ -21,12 +20,9 @@ def _assignment(text: str) -> tuple[str, float]:
     if not sep or not re.fullmatch(r"[A-Za-z]\w*", name):
         raise argparse.ArgumentTypeError(f"expected NAME=NUMBER (like x=0.5), got {text!r}")
     try:
-        value = float(number)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"the value of {name} must be a number, got {number.strip()!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"the value of {name} must be a finite number, got {number.strip()!r}")
-    return name, value
+        return name, finite_float(number)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"the value of {name} {err}") from None
 
 
 def add_parser(subparsers) -> None:

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import math
 
 import numpy as np
 
 from .. import train
 from ..serialize import ModelFileError, load_checkpoint
-from ._common import CLIError
-
-
-def finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
-    return value
+from ._common import CLIError, finite_float
 
 
 def add_parser(subparsers) -> None:
