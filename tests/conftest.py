@@ -1,4 +1,8 @@
-"""Shared test setup: Hypothesis profiles and the `dot` requirement.
+"""Shared test setup: Hypothesis profiles, the `dot` requirement and the browser fixtures.
+
+Browser tests use Playwright for Python driving the system Chromium (Debian's ``chromium``) through
+its executable path, so nothing is downloaded at run time (never ``playwright install``). Without
+Chromium or Playwright they skip with the reason; with TINYGRAD_EDU_REQUIRE_BROWSER=1 (CI) they fail.
 
 Profiles: ``default`` is bounded for a quick run (and CI); ``thorough`` (HYPOTHESIS_PROFILE=thorough)
 draws many more examples. Neither has a deadline: the machines are shared and timing is noisy.
@@ -6,6 +10,7 @@ draws many more examples. Neither has a deadline: the machines are shared and ti
 
 import os
 import shutil
+from urllib.parse import urlsplit
 
 import matplotlib
 import pytest
@@ -25,3 +30,78 @@ def require_dot():
         if os.environ.get("TINYGRAD_EDU_REQUIRE_DOT") == "1":
             pytest.fail("Graphviz's `dot` is not on PATH but TINYGRAD_EDU_REQUIRE_DOT=1")
         pytest.skip("Graphviz's `dot` is not installed (apt-get install graphviz)")
+
+
+def _chromium_path() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _missing_browser(reason: str):
+    if os.environ.get("TINYGRAD_EDU_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} but TINYGRAD_EDU_REQUIRE_BROWSER=1")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Chromium (the system's) driven by Playwright, shared by the session's tests."""
+    executable = _chromium_path()
+    if executable is None:
+        _missing_browser("Chromium is not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing_browser("Playwright for Python is not installed (pip install playwright)")
+    args = [
+        "--headless=new", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=args)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class PageRequests(list):
+    """Every URL a page requested, in order; :meth:`external` lists those that left this machine."""
+
+    LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+
+    def external(self) -> list[str]:
+        out = []
+        for url in self:
+            parts = urlsplit(url)
+            if parts.scheme in ("file", "data", "blob", "about"):
+                continue
+            if parts.hostname in self.LOCAL_HOSTS:
+                continue
+            out.append(url)
+        return out
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page (its own context: no shared storage) that records every request it makes.
+
+    ``page.requests`` is a :class:`PageRequests`; ``page.console_errors`` collects console errors and
+    uncaught page errors, so a test can assert the page ran cleanly.
+    """
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.requests = PageRequests()
+    pg.console_errors = []
+    pg.on("request", lambda request: pg.requests.append(request.url))
+    pg.on("console", lambda msg: pg.console_errors.append(msg.text) if msg.type == "error" else None)
+    pg.on("pageerror", lambda err: pg.console_errors.append(str(err)))
+    try:
+        yield pg
+    finally:
+        context.close()
