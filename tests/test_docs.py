@@ -16,7 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_MARKER = "<!-- skip-test -->"
-RENDERS = ("save_graph", "animate_backward", ".render(")  # blocks that need Graphviz's `dot`
+NEEDS_DOT = ("animate_backward", ".render(")  # blocks that need the system Graphviz (GIF, raster formats)
+NEEDS_LAYOUT = ("save_graph", "svg_from_dot", "_repr_mimebundle_")  # blocks that lay out SVG (dot or in-process)
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 
 
@@ -60,8 +61,11 @@ def test_block_extraction_finds_code_markers_and_line_numbers():
 @pytest.mark.parametrize("path", files_with_code(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_markdown_code_blocks_run(path: Path, tmp_path, monkeypatch, request):
     blocks = python_blocks(path.read_text(encoding="utf-8"))
-    if any(name in code for _, code, _ in blocks for name in RENDERS):
+    codes = [code for _, code, skipped in blocks if not skipped]
+    if any(name in code for code in codes for name in NEEDS_DOT):
         request.getfixturevalue("require_dot")
+    elif any(name in code for code in codes for name in NEEDS_LAYOUT):
+        request.getfixturevalue("require_svg_layout")
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": f"docs_{path.stem}"}
     try:

@@ -1,5 +1,5 @@
-"""draw_graph and friends: real SVGs rendered by dot, read back as XML, checked against values
-and gradients computed here by closed forms."""
+"""draw_graph and friends: real SVGs laid out by Graphviz (the system dot and the in-process one),
+read back as XML, checked against values and gradients computed here by closed forms."""
 
 import math
 import re
@@ -10,7 +10,7 @@ import pytest
 
 from tinygrad_edu import Value
 from tinygrad_edu import sum as vsum
-from tinygrad_edu.viz import GraphTooLargeError, GraphvizNotFoundError, draw_graph, save_graph
+from tinygrad_edu.viz import GraphTooLargeError, GraphvizNotFoundError, draw_graph, save_graph, svg_from_dot
 from tinygrad_edu.viz.graph import (
     EXPLODING_COLOR,
     FILL,
@@ -24,11 +24,11 @@ from tinygrad_edu.viz.graph import (
 SVG = "{http://www.w3.org/2000/svg}"
 
 
-# --- reading an SVG made by dot -----------------------------------------------------------------
+# --- reading an SVG made by Graphviz -------------------------------------------------------------
 
 
 def render(graph: graphviz.Digraph) -> ET.Element:
-    return ET.fromstring(graph.pipe(format="svg"))
+    return ET.fromstring(svg_from_dot(graph.source))
 
 
 def groups(svg: ET.Element, cls: str) -> list[ET.Element]:
@@ -81,7 +81,7 @@ def neuron_graph():
 # --- the small graph ----------------------------------------------------------------------------
 
 
-def test_node_count_and_labels_carry_data_and_grad(require_dot):
+def test_node_count_and_labels_carry_data_and_grad(any_layout):
     x, w, b, y = neuron_graph()
     y.backward()
     svg = render(draw_graph(y))
@@ -102,7 +102,7 @@ def test_node_count_and_labels_carry_data_and_grad(require_dot):
     assert field(out, "grad") == 1.0
 
 
-def test_edge_colour_and_width_grow_with_gradient_flow(require_dot):
+def test_edge_colour_and_width_grow_with_gradient_flow(any_layout):
     x, w, b, y = neuron_graph()
     y.backward()
     svg = render(draw_graph(y))
@@ -127,7 +127,7 @@ def test_edge_colour_and_width_grow_with_gradient_flow(require_dot):
     assert list(widths) == sorted(widths) and len(set(widths)) == 4  # more flow: wider
 
 
-def test_a_variable_used_twice_gets_two_edges_with_their_own_flows(require_dot):
+def test_a_variable_used_twice_gets_two_edges_with_their_own_flows(any_layout):
     x = Value(3.0, label="x")
     y = x * x * 2.0  # dy/dx = 4x = 12, through two slots of the same mul
     y.backward()
@@ -139,7 +139,7 @@ def test_a_variable_used_twice_gets_two_edges_with_their_own_flows(require_dot):
     assert stroke(from_x[0]).get("stroke") == stroke(from_x[1]).get("stroke")
 
 
-def test_before_backward_only_data_is_shown(require_dot):
+def test_before_backward_only_data_is_shown(any_layout):
     x, w, b, y = neuron_graph()
     svg = render(draw_graph(y))
     all_text = [t for g in groups(svg, "node") for t in texts(g)]
@@ -148,7 +148,7 @@ def test_before_backward_only_data_is_shown(require_dot):
     assert {stroke(g).get("stroke") for g in groups(svg, "edge")} == {"black"}
 
 
-def test_show_options_and_layout_direction(require_dot):
+def test_show_options_and_layout_direction(any_layout):
     x, w, b, y = neuron_graph()
     y.backward()
     svg = render(draw_graph(y, show_data=False, color_by=None, legend=False, rankdir="TB"))
@@ -159,7 +159,7 @@ def test_show_options_and_layout_direction(require_dot):
     assert all(title(g) != "legend" for g in groups(svg, "node"))
 
 
-def test_parameters_inputs_and_constants_look_different(require_dot):
+def test_parameters_inputs_and_constants_look_different(any_layout):
     p = Value(0.3, label="layers.0.neurons.0.w.0")
     x = Value(2.0, label="x")
     y = p * x + 1.0  # 1.0 is an unlabelled constant
@@ -174,7 +174,7 @@ def test_parameters_inputs_and_constants_look_different(require_dot):
     assert len(set(fills.values())) == 3
 
 
-def test_vanishing_and_exploding_gradients_are_marked(require_dot):
+def test_vanishing_and_exploding_gradients_are_marked(any_layout):
     dead = Value(-2.0, label="dead")
     hot = Value(0.5, label="hot")
     fine = Value(1.0, label="fine")
@@ -196,7 +196,7 @@ def test_drawing_changes_no_gradient():
     assert [v.grad for v in nodes] == before
 
 
-def test_value_draw_is_the_shortcut_and_jupyter_shows_svg(require_dot):
+def test_value_draw_is_the_shortcut_and_jupyter_shows_svg(any_layout):
     x, w, b, y = neuron_graph()
     y.backward()
     graph = y.draw(rankdir="TB")
@@ -290,7 +290,7 @@ def test_module_rule():
     assert modules[loss] is None  # the loss mixes in the target: outside every module
 
 
-def test_clusters_by_layer_and_neuron_contain_their_parameters(require_dot):
+def test_clusters_by_layer_and_neuron_contain_their_parameters(any_layout):
     p, loss = hand_mlp([(0.5, -1.0, 1.0)])
     loss.backward()
     svg = render(draw_graph(loss, cluster=True))
@@ -304,7 +304,7 @@ def test_clusters_by_layer_and_neuron_contain_their_parameters(require_dot):
     assert not _inside(_bbox(outline(nodes["x0_0"])), layer0)
 
 
-def test_collapsed_view_one_box_per_neuron_with_its_gradient_norm(require_dot):
+def test_collapsed_view_one_box_per_neuron_with_its_gradient_norm(any_layout):
     samples = [(0.5, -1.0, 1.0), (-0.3, 0.8, -1.0), (1.2, 0.4, 1.0), (-0.9, -0.2, -1.0)]
     p, loss = hand_mlp(samples)
     loss.backward()
@@ -321,7 +321,7 @@ def test_collapsed_view_one_box_per_neuron_with_its_gradient_norm(require_dot):
     assert names == ["inputs", "layers.0", "layers.1", "output"]
 
 
-def test_collapsed_view_with_the_nn_module(require_dot):
+def test_collapsed_view_with_the_nn_module(any_layout):
     nn = pytest.importorskip("tinygrad_edu.nn")
     model = nn.MLP(2, [4, 3, 1], seed=0)
     batch = [[0.1 * i, -0.05 * i] for i in range(40)]
@@ -361,13 +361,21 @@ def test_save_graph_rejects_unknown_suffix(tmp_path):
         save_graph(draw_graph(y), tmp_path / "g.jpeg")
 
 
-def test_without_dot_the_source_is_written_and_the_error_says_how_to_install(tmp_path, monkeypatch):
+def test_without_dot_svg_is_still_written(tmp_path, require_wasm_layout, no_dot):
     _, _, _, y = neuron_graph()
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    path = save_graph(draw_graph(y), tmp_path / "g.svg")
+    svg = ET.parse(path).getroot()
+    assert len([g for g in groups(svg, "node") if title(g) != "legend"]) == 6 + 3
+    assert [p.name for p in tmp_path.iterdir()] == ["g.svg"]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".pdf"])
+def test_without_dot_png_and_pdf_say_how_to_install_and_the_source_is_written(tmp_path, no_dot, suffix):
+    _, _, _, y = neuron_graph()
     with pytest.raises(GraphvizNotFoundError) as info:
-        save_graph(draw_graph(y), tmp_path / "g.svg")
+        save_graph(draw_graph(y), tmp_path / f"g{suffix}")
     message = str(info.value)
     assert "apt-get install graphviz" in message and "brew install graphviz" in message
     assert "\n" not in message
     assert (tmp_path / "g.dot").read_text().startswith("digraph")
-    assert not (tmp_path / "g.svg").exists()
+    assert not (tmp_path / f"g{suffix}").exists()

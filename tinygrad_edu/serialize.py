@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._io import write_text
 from .nn import ACTIVATIONS, MLP
 
 FORMAT = "tinygrad_edu.mlp"
@@ -41,15 +41,7 @@ def save_model(model: MLP, path: str | os.PathLike, *, metadata: dict | None = N
     """Write ``model`` to ``path`` as JSON (atomically: a reader never sees half a file)."""
     path = Path(path)
     text = json.dumps(model_to_dict(model, metadata), indent=1, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    return write_text(path, text)
 
 
 @dataclass

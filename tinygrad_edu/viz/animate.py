@@ -7,12 +7,11 @@ import io
 import math
 from pathlib import Path
 
-import graphviz
-
 from ..engine import Value
 from ..ops import FLOAT_MATH
-from .graph import (INSTALL_HINT, GraphTooLargeError, GraphvizNotFoundError, collect_values, draw_graph, flow_scale,
-                    gradient_flows)
+from .._io import atomic_write
+from . import layout
+from .graph import GraphTooLargeError, collect_values, draw_graph, flow_scale, gradient_flows
 
 
 def backward_steps(root: Value, values: list[Value]) -> list[tuple[Value, dict[Value, float]]]:
@@ -86,15 +85,15 @@ def animate_backward(
                        f"step {end}/{len(steps)}: through {names if len(names) <= 40 else names[:37] + '...'}"))
 
     options = {"max_nodes": max_nodes, **draw_options}
+    if layout.find_dot() is None:
+        raise layout.GraphvizNotFoundError(f"the GIF animation needs Graphviz's dot, which is not on PATH: "
+                                           f"{layout.INSTALL_HINT}")
     images = []
-    try:
-        for grads, highlight, title in frames:
-            graph = draw_graph(root, grads=grads, highlight=highlight, scale=scale, title=title, **options)
-            # A bounded canvas: rasterising a long chain at full size takes dot seconds per frame.
-            graph.attr(dpi=str(dpi), size=f"{max_size[0] / dpi:.2f},{max_size[1] / dpi:.2f}")
-            images.append(graph.pipe(format="png"))
-    except graphviz.ExecutableNotFound:
-        raise GraphvizNotFoundError(f"Graphviz's dot is not on PATH, so no animation was made: {INSTALL_HINT}") from None
+    for grads, highlight, title in frames:
+        graph = draw_graph(root, grads=grads, highlight=highlight, scale=scale, title=title, **options)
+        # A bounded canvas: rasterising a long chain at full size takes dot seconds per frame.
+        graph.attr(dpi=str(dpi), size=f"{max_size[0] / dpi:.2f},{max_size[1] / dpi:.2f}")
+        images.append(layout.render(graph.source, "png"))
     _write_gif(images, path, frame_ms)
     return path
 
@@ -113,7 +112,9 @@ def _write_gif(pngs: list[bytes], path: Path, frame_ms: int) -> None:
         canvases.append(canvas)
     durations = [frame_ms] * len(canvases)
     durations[-1] = frame_ms * 4
-    canvases[0].save(path, save_all=True, append_images=canvases[1:], duration=durations, loop=0, optimize=False)
+    with atomic_write(path, "wb") as f:
+        canvases[0].save(f, format="GIF", save_all=True, append_images=canvases[1:], duration=durations, loop=0,
+                         optimize=False)
 
 
 __all__ = ["animate_backward", "backward_steps"]

@@ -20,12 +20,12 @@ import graphviz
 
 from ..engine import Value
 from ..ops import FLOAT_MATH
+from . import layout
+from .layout import GraphvizNotFoundError
 
 #: A leaf whose label looks like this (a dotted module path) is a parameter, e.g. ``layers.0.neurons.3.w.1``.
 PARAMETER_NAME = re.compile(r"^(?:[A-Za-z_]\w*|\d+)(?:\.(?:[A-Za-z_]\w*|\d+))+$")
 
-INSTALL_HINT = "install Graphviz (apt-get install graphviz, or brew install graphviz)"
-RENDER_FORMATS = ("svg", "png", "pdf")
 
 # Colours. Fills say what a node is; a border says whether its gradient is healthy.
 FILL = {"parameter": "#dff0d8", "input": "#d9e8fb", "constant": "#f2f2f2", "operation": "#ffffff"}
@@ -52,8 +52,12 @@ class GraphTooLargeError(ValueError):
     reason: str = ""
 
 
-class GraphvizNotFoundError(RuntimeError):
-    """Graphviz's ``dot`` is not on PATH; the message says what was written instead and how to install it."""
+class DrawnGraph(graphviz.Digraph):
+    """A ``graphviz.Digraph`` that Jupyter shows as SVG laid out by :func:`layout.svg_from_dot`, so
+    it displays without the system ``dot`` too."""
+
+    def _repr_image_svg_xml(self) -> str:
+        return layout.svg_from_dot(self.source)
 
 
 # --- the graph -----------------------------------------------------------------------------------
@@ -323,7 +327,7 @@ def _check_options(rankdir: str, color_by: str | None, max_nodes: int, collapse:
 
 
 def _new_digraph(name: str, rankdir: str, title: str | None) -> graphviz.Digraph:
-    dot = graphviz.Digraph(name)
+    dot = DrawnGraph(name)
     # nslimit bounds dot's network-simplex passes, which otherwise can take minutes on long edges.
     dot.attr(rankdir=rankdir, fontname="Helvetica", fontsize="11", newrank="true", nslimit="4", nslimit1="4")
     if title:
@@ -636,32 +640,23 @@ def _collapsed_parent(module: str, level: str) -> str | None:
 
 
 def save_graph(graph: graphviz.Digraph, path: str | Path) -> Path:
-    """Write ``graph`` to ``path`` in the format its suffix names: ``.svg``, ``.png``, ``.pdf``
-    (rendered by Graphviz's ``dot``), or ``.dot``/``.gv`` (the DOT source). Returns the path.
+    """Write ``graph`` to ``path`` in the format its suffix names: ``.svg`` (works everywhere, see
+    :mod:`tinygrad_edu.viz.layout`), ``.png`` or ``.pdf`` (need Graphviz's ``dot``), or ``.dot``/``.gv``
+    (the DOT source). The file is replaced atomically. Returns the path.
 
-    Without ``dot`` on PATH the DOT source is written next to it (``graph.svg`` -> ``graph.dot``)
-    and :class:`GraphvizNotFoundError` says so, with how to install Graphviz."""
+    When the format cannot be rendered here (no ``dot`` for PNG or PDF), the DOT source is written
+    next to it (``graph.png`` -> ``graph.dot``) and :class:`GraphvizNotFoundError` says so in one
+    line, with how to install Graphviz."""
     path = Path(path)
-    fmt = path.suffix.lower().lstrip(".")
-    if fmt in ("dot", "gv"):
-        path.write_text(graph.source, encoding="utf-8")
-        return path
-    if fmt not in RENDER_FORMATS:
-        raise ValueError(f"cannot tell the format from {path.name!r}: use a .svg, .png, .pdf or .dot file name")
     try:
-        data = graph.pipe(format=fmt)
-    except graphviz.ExecutableNotFound:
-        source = path.with_suffix(".dot")
-        source.write_text(graph.source, encoding="utf-8")
-        raise GraphvizNotFoundError(
-            f"Graphviz's dot is not on PATH, so {path} was not rendered; wrote the DOT source to {source} instead: "
-            f"{INSTALL_HINT}, then run: dot -T{fmt} {source} -o {path}"
-        ) from None
-    path.write_bytes(data)
-    return path
+        return layout.render_to_file(graph.source, path)
+    except GraphvizNotFoundError as err:
+        source = layout.render_to_file(graph.source, path.with_suffix(".dot"))
+        raise GraphvizNotFoundError(f"{path} not written: {err}; wrote the DOT source to {source} instead "
+                                    f"(then: dot -T{path.suffix.lstrip('.').lower()} {source} -o {path})") from None
 
 
 __all__ = [
-    "draw_graph", "draw_collapsed", "save_graph", "collect_values", "node_kind", "module_of", "assign_modules",
+    "draw_graph", "draw_collapsed", "save_graph", "DrawnGraph", "collect_values", "node_kind", "module_of", "assign_modules",
     "gradient_flows", "flow_scale", "layout_size", "LAYOUT_FACTOR", "GraphTooLargeError", "GraphvizNotFoundError", "PARAMETER_NAME",
 ]
