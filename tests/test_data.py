@@ -83,3 +83,74 @@ def test_minibatches_shuffle_from_one_generator_changes_each_epoch_reproducibly(
 def test_minibatches_bad_batch_size():
     with pytest.raises(ValueError, match="batch_size must be a positive integer"):
         list(data.minibatches(np.zeros((3, 2)), np.zeros(3), 0))
+
+
+# The other tasks: each checked against its geometric definition, with noise 0 exactly and with
+# noise through the spread of the points around it.
+
+def test_moons_lie_on_their_arcs():
+    X, y = data.moons(2001, seed=0, noise=0.0)
+    assert X.shape == (2001, 2) and y.shape == (2001,) and X.dtype == np.float64
+    assert (y == 0).sum() == 1001 and (y == 1).sum() == 1000
+    u, v = X[:, 0] * 1.6 + 0.5, X[:, 1] * 1.6 + 0.25  # back to scikit-learn's coordinates
+    upper, lower = y == 0, y == 1
+    assert np.allclose(u[upper] ** 2 + v[upper] ** 2, 1.0) and (v[upper] >= -1e-12).all()
+    assert np.allclose((u[lower] - 1) ** 2 + (v[lower] - 0.5) ** 2, 1.0) and (v[lower] <= 0.5 + 1e-12).all()
+    assert np.abs(X).max() <= 1.0
+    noisy, y2 = data.moons(2001, seed=0, noise=0.1)
+    assert np.array_equal(y, y2)
+    assert np.std(noisy - X) == pytest.approx(0.1, rel=0.1)
+
+
+def test_xor_labels_are_same_sign_quadrants():
+    X, y = data.xor(4000, seed=1)
+    assert np.abs(X).max() <= 1.0
+    assert np.array_equal(y == 1.0, np.sign(X[:, 0]) == np.sign(X[:, 1]))
+    assert y.mean() == pytest.approx(0.5, abs=0.03)
+    Xn, yn = data.xor(4000, seed=1, noise=0.2)
+    assert np.array_equal(yn, y) and np.std(Xn - X) == pytest.approx(0.2, rel=0.1)
+
+
+def test_spirals_follow_their_curves():
+    X, y = data.spirals(1000, seed=2, noise=0.0, turns=1.0)
+    r = np.hypot(X[:, 0], X[:, 1])
+    s = (r - 0.05) / 0.85
+    assert (s >= -1e-12).all() and (s <= 1 + 1e-12).all()
+    # the angle of a point is 2 pi s (+ pi for class 1), up to whole turns
+    expected = 2 * math.pi * s + math.pi * y
+    diff = np.angle(np.exp(1j * (np.arctan2(X[:, 1], X[:, 0]) - expected)))
+    assert np.abs(diff).max() < 1e-9
+    assert (y == 0).sum() == (y == 1).sum() == 500
+
+
+def test_blobs_centres_and_spread():
+    X, y = data.blobs(20000, seed=3, noise=0.2)
+    for label, centre in enumerate(data.BLOB_CENTERS):
+        pts = X[y == label]
+        assert np.allclose(pts.mean(axis=0), centre, atol=0.01)
+        assert np.allclose(pts.std(axis=0), 0.2, rtol=0.05)
+
+
+@pytest.mark.parametrize("name", sorted(data.TASKS))
+def test_every_task_is_seeded_and_checks_its_arguments(name):
+    a, b, c = (data.make_task(name, 300, seed=s) for s in (7, 7, 8))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and not np.array_equal(a[0], c[0])
+    assert set(np.unique(a[1])) == {0.0, 1.0}
+    with pytest.raises(ValueError, match="positive integer"):
+        data.make_task(name, 0)
+    for noise in (-0.1, math.inf, math.nan, 100.0, "0.1"):
+        with pytest.raises(ValueError, match="noise"):
+            data.make_task(name, 10, noise=noise)
+
+
+def test_circle_without_noise_is_the_article_data_and_noise_moves_points_only():
+    X, y = data.circle(500, seed=0)
+    X0, y0 = data.circle(500, seed=0, noise=0.0)
+    Xn, yn = data.circle(500, seed=0, noise=0.05)
+    assert np.array_equal(X, X0) and np.array_equal(y, yn)
+    assert 0 < np.abs(Xn - X).max() < 0.5
+
+
+def test_make_task_unknown_name():
+    with pytest.raises(ValueError, match="unknown task 'ring'; choose one of circle, moons"):
+        data.make_task("ring", 10)

@@ -1,5 +1,7 @@
-"""Data for the circle task, as NumPy arrays: the dataset, a seeded train/test split and a
-shuffling minibatch iterator. The same seed always gives the same arrays.
+"""Toy two-class datasets in the square [-1, 1]², as NumPy arrays: the article's circle task, and
+two-moons, XOR, two spirals and Gaussian blobs (the tasks of TensorFlow Playground and
+scikit-learn's ``make_*``); a seeded train/test split and a shuffling minibatch iterator. The same
+seed always gives the same arrays. :data:`TASKS` maps each task's name to its generator.
 """
 
 from __future__ import annotations
@@ -16,19 +18,117 @@ def _positive_int(name: str, value) -> int:
     return int(value)
 
 
-def circle(n: int, radius: float = 0.5, seed: int | np.random.Generator | None = None,
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _noise(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
+            or not math.isfinite(value) or not 0.0 <= value <= 10.0:
+        raise ValueError(f"noise must be a number between 0 and 10 (a standard deviation), got {value!r}")
+    return float(value)
+
+
+def _jitter(X: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """``X`` plus Gaussian noise of standard deviation ``noise`` (no draw at all when it is 0)."""
+    if noise > 0.0:
+        X = X + rng.normal(0.0, noise, size=X.shape)
+    return X
+
+
+def _two_classes(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Labels for ``n`` points, half 0.0 and half 1.0 (class 0 gets the extra one), in random order."""
+    y = np.zeros(n)
+    y[n // 2 + n % 2:] = 1.0
+    return y[rng.permutation(n)]
+
+
+def circle(n: int, radius: float = 0.5, seed: int | np.random.Generator | None = None, *,
+           noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` points drawn uniformly from the square [-1, 1]², labelled 1.0 when inside the circle
     of ``radius`` around the origin (``x² + y² <= radius²``) and 0.0 outside, as in the article.
+    ``noise`` > 0 moves each point by Gaussian noise of that standard deviation *after* labelling,
+    so the classes overlap near the circle (0, the article's task, draws nothing extra).
 
     Returns ``X`` of shape ``(n, 2)`` and ``y`` of shape ``(n,)``, both float64.
     """
     n = _positive_int("the number of samples", n)
     if not (isinstance(radius, (int, float)) and radius > 0 and math.isfinite(radius)):
         raise ValueError(f"radius must be a positive number, got {radius!r}")
-    X = np.random.default_rng(seed).uniform(-1.0, 1.0, size=(n, 2))
+    noise = _noise(noise)
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1.0, 1.0, size=(n, 2))
     y = ((X**2).sum(axis=1) <= radius**2).astype(np.float64)
-    return X, y
+    return _jitter(X, noise, rng), y
+
+
+def moons(n: int, seed: int | np.random.Generator | None = None, *, noise: float = 0.05
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaving half circles (scikit-learn's ``make_moons``, scaled into [-1, 1]²): class 0
+    on the upper arc ``(cos t, sin t)``, class 1 on the lower ``(1 - cos t, 0.5 - sin t)`` for
+    ``t`` uniform in [0, π], both then mapped by ``(x - 0.5) / 1.6, (y - 0.25) / 1.6``, plus
+    Gaussian ``noise`` (standard deviation, in the output's units). Half the points per class."""
+    n, noise = _positive_int("the number of samples", n), _noise(noise)
+    rng = np.random.default_rng(seed)
+    y = _two_classes(n, rng)
+    t = rng.uniform(0.0, math.pi, n)
+    upper = y == 0.0
+    X = np.where(upper[:, None], np.c_[np.cos(t), np.sin(t)], np.c_[1.0 - np.cos(t), 0.5 - np.sin(t)])
+    X = (X - [0.5, 0.25]) / 1.6
+    return _jitter(X, noise, rng), y
+
+
+def xor(n: int, seed: int | np.random.Generator | None = None, *, noise: float = 0.0
+        ) -> tuple[np.ndarray, np.ndarray]:
+    """The XOR pattern: points uniform in [-1, 1]², labelled 1.0 where both coordinates have the
+    same sign (``x * y > 0``: the first and third quadrants) and 0.0 elsewhere; a point on an axis
+    is class 0. ``noise`` moves each point after labelling, as in :func:`circle`."""
+    n, noise = _positive_int("the number of samples", n), _noise(noise)
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1.0, 1.0, size=(n, 2))
+    y = (X[:, 0] * X[:, 1] > 0.0).astype(np.float64)
+    return _jitter(X, noise, rng), y
+
+
+def spirals(n: int, seed: int | np.random.Generator | None = None, *, noise: float = 0.02,
+            turns: float = 1.25) -> tuple[np.ndarray, np.ndarray]:
+    """Two interleaved spirals: a point at ``s`` uniform in [0, 1] sits at radius ``0.05 + 0.85 s``
+    and angle ``2π turns s``, plus π for class 1, plus Gaussian ``noise``. Half the points per class."""
+    n, noise = _positive_int("the number of samples", n), _noise(noise)
+    if isinstance(turns, bool) or not isinstance(turns, (int, float)) or not 0.0 < turns <= 10.0:
+        raise ValueError(f"turns must be a number in (0, 10], got {turns!r}")
+    rng = np.random.default_rng(seed)
+    y = _two_classes(n, rng)
+    s = rng.uniform(0.0, 1.0, n)
+    radius, angle = 0.05 + 0.85 * s, 2.0 * math.pi * turns * s + math.pi * y
+    X = np.c_[radius * np.cos(angle), radius * np.sin(angle)]
+    return _jitter(X, noise, rng), y
+
+
+#: The two centres of :func:`blobs`: class 0 lower left, class 1 upper right.
+BLOB_CENTERS = ((-0.4, -0.3), (0.4, 0.3))
+
+
+def blobs(n: int, seed: int | np.random.Generator | None = None, *, noise: float = 0.25
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Two Gaussian blobs (scikit-learn's ``make_blobs`` with two centres): class 0 around
+    ``BLOB_CENTERS[0]``, class 1 around ``BLOB_CENTERS[1]``, each with standard deviation
+    ``noise`` in both coordinates. Half the points per class."""
+    n, noise = _positive_int("the number of samples", n), _noise(noise)
+    rng = np.random.default_rng(seed)
+    y = _two_classes(n, rng)
+    centers = np.asarray(BLOB_CENTERS)[y.astype(np.intp)]
+    return _jitter(centers, noise, rng) if noise > 0.0 else centers.copy(), y
+
+
+#: Every task by name: ``TASKS[name](n, seed=..., noise=...) -> (X, y)``.
+TASKS = {"circle": circle, "moons": moons, "xor": xor, "spirals": spirals, "blobs": blobs}
+
+
+def make_task(name: str, n: int, *, noise: float | None = None,
+              seed: int | np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points of the task called ``name`` (a key of :data:`TASKS`); ``noise=None`` keeps the
+    task's default noise."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
+    kwargs = {} if noise is None else {"noise": noise}
+    return TASKS[name](n, seed=seed, **kwargs)
 
 
 def train_test_split(X: np.ndarray, y: np.ndarray, test_size: float | int = 0.2,
@@ -79,4 +179,4 @@ def num_batches(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
 
 
-__all__ = ["circle", "train_test_split", "minibatches", "num_batches"]
+__all__ = ["circle", "moons", "xor", "spirals", "blobs", "TASKS", "make_task", "BLOB_CENTERS", "train_test_split", "minibatches", "num_batches"]
