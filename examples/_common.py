@@ -13,6 +13,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: the examples never open a window
 
+from tinygrad_edu.viz.plots import save_figure  # noqa: E402  (after choosing the backend)
+
 DOCS_IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 
 
@@ -31,7 +33,7 @@ def save(fig, out: Path, name: str, dpi: int = 110) -> Path:
 
     path = out / name
     metadata = {"Date": None} if path.suffix == ".svg" else {}
-    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata=metadata)
+    save_figure(fig, path, dpi=dpi, metadata=metadata)
     plt.close(fig)
     print(f"wrote {path}")
     return path

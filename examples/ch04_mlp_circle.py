@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from _common import parse_args, save
+from tinygrad_edu._io import atomic_write
 from tinygrad_edu.data import circle, train_test_split
 from tinygrad_edu.nn import MLP
 from tinygrad_edu.optim import SGD
@@ -74,7 +75,8 @@ def main(argv=None) -> None:
         frames.append(Image.open(buffer).convert("RGB"))
     durations = [700] * (len(frames) - 1) + [2500]  # hold the final boundary
     gif = args.out / "ch04-boundary.gif"
-    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    with atomic_write(gif, "wb") as f:
+        frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
     print(f"wrote {gif}")
 
     fig = plot_decision_boundary(lambda P: predict_proba(model, P), X_test, y_test, resolution=grid,

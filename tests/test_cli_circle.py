@@ -181,3 +181,79 @@ def test_circle_without_any_layout_still_writes_everything_else(tmp_path, capsys
     assert "graph.svg not drawn" in err and "graphviz" in err.lower() and len(err.strip().splitlines()) == 1
     assert (tmp_path / "graph.dot").read_text().startswith("digraph")
     assert all((tmp_path / n).stat().st_size > 0 for n in ("decision_boundary.png", "curves.png", "model.json"))
+
+
+# --- interrupts and crashes while the outputs are written ------------------------------------------
+
+OUTPUTS = ("model.json", "decision_boundary.png", "curves.png", "graph.svg")
+
+
+def _complete(path):
+    """True when ``path`` holds a whole file of its kind (not zero bytes, not cut short)."""
+    data = path.read_bytes()
+    if path.suffix == ".png":
+        return data.startswith(b"\x89PNG") and data.endswith(b"IEND\xaeB`\x82")
+    if path.suffix == ".svg":
+        return data.rstrip().endswith(b"</svg>")
+    return bool(json.loads(data))
+
+
+def test_ctrl_c_while_writing_still_writes_every_output_then_exits_130(tmp_path, capsys, monkeypatch,
+                                                                       require_svg_layout):
+    import os
+    import signal
+
+    from tinygrad_edu.viz import plots
+
+    real = plots.plot_curves
+
+    def interrupted_plot(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, delivered in the middle of the output phase
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "plot_curves", interrupted_plot)
+    code, out, err = run_cli(["circle", *SMALL, "--out", str(tmp_path)], capsys)
+    assert code == 130
+    assert out.startswith("test accuracy:") and "finishing the outputs" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(OUTPUTS)
+    assert all(_complete(tmp_path / name) for name in OUTPUTS)
+
+
+def test_a_crash_mid_write_leaves_no_partial_file(tmp_path, capsys, monkeypatch):
+    from tinygrad_edu import _io
+
+    real_replace = _io.os.replace
+
+    def crash(src, dst):
+        if str(dst).endswith("curves.png"):
+            with open(src, "r+b") as f:
+                f.truncate(10)  # half a file in the temporary name, then the process dies
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(_io.os, "replace", crash)
+    code, _, err = run_cli(["circle", *SMALL, "--out", str(tmp_path)], capsys)
+    assert code == 130 and "interrupted" in err
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert "curves.png" not in names and not [n for n in names if n.startswith(".")]
+    assert all(_complete(tmp_path / name) for name in names)
+
+
+def test_ctrl_c_while_the_command_is_still_importing_prints_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import builtins, sys\n"
+        "real = builtins.__import__\n"
+        "def interrupted(name, *args, **kwargs):\n"
+        "    if name.startswith('matplotlib'):\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = interrupted\n"
+        "from tinygrad_edu.cli import main\n"
+        "sys.exit(main(['circle', '--out', sys.argv[1]]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130
+    assert done.stderr == "tinygrad-edu: interrupted\n"

@@ -77,3 +77,23 @@ def test_decision_grid_feeds_draw_decision_boundary_on_given_axes():
     assert [c.get_offsets().tolist() for c in scattered] == [[[0.5, 0.1]], [[-0.5, -0.3]]]
     assert all(c.get_sizes().tolist() == [3] and c.get_linewidths().tolist() == [0.3] for c in scattered)
     assert [line.get_linestyle() for line in ax.lines] == ["-"]  # the legend entry only: no circle without radius
+
+
+def test_save_figure_follows_the_suffix_and_never_leaves_a_partial_file(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from tinygrad_edu.viz.plots import save_figure
+
+    fig = Figure()
+    fig.add_subplot().plot([0, 1], [1, 0])
+    assert save_figure(fig, tmp_path / "a.png").read_bytes().startswith(b"\x89PNG")
+    assert save_figure(fig, tmp_path / "a.svg").read_bytes().lstrip().startswith(b"<?xml")
+
+    def dies_mid_write(f, **kwargs):
+        f.write(b"\x89PNG half a picture")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fig, "savefig", dies_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        save_figure(fig, tmp_path / "b.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.svg"]

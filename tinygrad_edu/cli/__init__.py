@@ -28,19 +28,22 @@ def build_parser() -> OneLineParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; user errors print one line on stderr and return exit code 2."""
-    args = build_parser().parse_args(argv)
+    """Run the command line; user errors print one line on stderr and return exit code 2, and
+    Ctrl-C (even while the subcommands are still being imported) one line and exit code 130."""
+    command = "tinygrad-edu"
     try:
+        args = build_parser().parse_args(argv)
+        command = f"tinygrad-edu {args.command}"
         return args.func(args) or 0
     except CLIError as err:
-        print(f"tinygrad-edu {args.command}: error: {err}", file=sys.stderr)
+        print(f"{command}: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:
         where = f": {err.filename}" if err.filename else ""
-        print(f"tinygrad-edu {args.command}: error: {err.strerror or err}{where}", file=sys.stderr)
+        print(f"{command}: error: {err.strerror or err}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"tinygrad-edu {args.command}: interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
 
 

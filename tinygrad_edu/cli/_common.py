@@ -1,11 +1,15 @@
-"""What every subcommand shares: the one-line error convention and argument types."""
+"""What every subcommand shares: the one-line error convention, argument types, and finishing the
+outputs when Ctrl-C arrives while they are being written."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
-from typing import NoReturn
+import threading
+from contextlib import contextmanager
+from typing import Iterator, NoReturn
 
 
 class CLIError(Exception):
@@ -63,3 +67,34 @@ def fraction(text: str) -> float:
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
     return value
+
+
+class Interrupts:
+    """What :func:`finish_outputs` saw: ``count`` is how many Ctrl-Cs arrived inside it."""
+
+    count: int = 0
+
+
+@contextmanager
+def finish_outputs(command: str) -> Iterator[Interrupts]:
+    """Write every output even if Ctrl-C arrives meanwhile: the first Ctrl-C inside is noted (one
+    line on stderr) and the block goes on, so the run can still end with exit code 130 and all its
+    files; a second one aborts at once (files are written atomically, so none is left half-written).
+    Outside the main thread, where signals cannot be handled, it does nothing."""
+    seen = Interrupts()
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
+
+    def note(signum, frame):
+        seen.count += 1
+        if seen.count > 1:
+            raise KeyboardInterrupt
+        print(f"tinygrad-edu {command}: interrupted; finishing the outputs (Ctrl-C again to abort)",
+              file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, previous)

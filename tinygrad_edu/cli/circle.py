@@ -17,7 +17,7 @@ import numpy as np
 from .. import Value, data, nn, optim, train
 from ..serialize import save_model
 from ..viz import GraphTooLargeError, GraphvizNotFoundError, draw_graph, plots, save_graph
-from ._common import CLIError, fraction, non_negative_float, non_negative_int, positive_float, positive_int
+from ._common import CLIError, finish_outputs, fraction, non_negative_float, non_negative_int, positive_float, positive_int
 
 LR_HELP = (
     "learning rate (default: %(default)s). Why not Keras's SGD default 0.01, which the article uses: with "
@@ -196,21 +196,24 @@ def run(args: argparse.Namespace) -> int:
         "interrupted": history.interrupted, "test_accuracy": accuracy, "engine": args.engine,
         "history": history.to_dict(),
     }
-    paths = [save_model(model, out / "model.json", metadata=metadata)]
-    paths.append(out / "decision_boundary.png")
-    plots.plot_decision_boundary(
-        lambda pts: train.predict_proba(model, pts, loss=objective, engine=args.engine), X_test, y_test, paths[-1],
-        radius=args.radius,
-        title=f"MLP {arch}: {100 * accuracy:.2f}% of test points correct")
-    paths.append(out / "curves.png")
-    plots.plot_curves(history, paths[-1])
-    graph_path = draw_sample_graph(model, objective, X_train[0], y_train[0], out / "graph.svg")
-    if graph_path is not None:
-        paths.append(graph_path)
+    with finish_outputs("circle") as interrupts:
+        paths = [save_model(model, out / "model.json", metadata=metadata)]
+        paths.append(out / "decision_boundary.png")
+        plots.plot_decision_boundary(
+            lambda pts: train.predict_proba(model, pts, loss=objective, engine=args.engine), X_test, y_test,
+            paths[-1], radius=args.radius,
+            title=f"MLP {arch}: {100 * accuracy:.2f}% of test points correct")
+        paths.append(out / "curves.png")
+        plots.plot_curves(history, paths[-1])
+        graph_path = draw_sample_graph(model, objective, X_train[0], y_train[0], out / "graph.svg")
+        if graph_path is not None:
+            paths.append(graph_path)
     for path in paths:
         _say(args, f"wrote {path}")
     if history.interrupted:
         print(f"interrupted after {history.epoch[-1] if history.epoch else 0} of {args.epochs} epochs; "
               "outputs written", file=sys.stderr)
+    elif interrupts.count:
+        print("interrupted while writing; all outputs written", file=sys.stderr)
     print(f"test accuracy: {100 * accuracy:.2f}%")
-    return 130 if history.interrupted else 0
+    return 130 if history.interrupted or interrupts.count else 0

@@ -10,8 +10,9 @@ import sys
 import numpy as np
 
 from .. import data
+from .._io import write_text
 from ..viz import plots
-from ._common import CLIError, positive_int
+from ._common import CLIError, finish_outputs, positive_int
 from .circle import (add_model_arguments, add_training_arguments, build_model, derived_seeds, fit_or_fail,
                      prepare_out, size_list)
 
@@ -66,16 +67,16 @@ def run(args: argparse.Namespace) -> int:
     sizes = [sizes[i] for i in done]
     test_acc, train_acc = [test_acc[i] for i in done], [train_acc[i] for i in done]
     png = out / "learning_curve.png"
-    plots.plot_learning_curve(sizes, test_acc, png, train_accuracy=train_acc)
     record = {"sizes": sizes, "test_accuracy": test_acc, "train_accuracy": train_acc, "seed": args.seed,
               "repeats": args.repeats, "epochs": args.epochs, "test_samples": args.test_samples,
               "interrupted": interrupted}
-    (out / "learning_curve.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    with finish_outputs("learning-curve") as interrupts:
+        plots.plot_learning_curve(sizes, test_acc, png, train_accuracy=train_acc)
+        write_text(out / "learning_curve.json", json.dumps(record, indent=1) + "\n")
     for n, accs in zip(sizes, test_acc):
         print(f"{n:>6} training points: test accuracy {100 * float(np.mean(accs)):.2f}%")
     if not args.quiet:
         print(f"wrote {png}\nwrote {out / 'learning_curve.json'}", file=sys.stderr)
     if interrupted:
         print("interrupted; the plot shows the sizes that finished", file=sys.stderr)
-        return 130
-    return 0
+    return 130 if interrupted or interrupts.count else 0

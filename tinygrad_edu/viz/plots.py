@@ -6,6 +6,7 @@ and never touch the global matplotlib state.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
@@ -13,15 +14,27 @@ from matplotlib.axes import Axes
 from matplotlib.contour import QuadContourSet
 from matplotlib.figure import Figure
 
+from .._io import atomic_write
+
 if TYPE_CHECKING:
     from ..train import History
 
 TRAIN_COLOR, TEST_COLOR = "#1f77b4", "#d62728"
 
 
+def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 120, **savefig_options) -> Path:
+    """Save ``fig`` to ``path`` in the format its suffix names (``.png``, ``.svg``, ``.pdf``, ...),
+    trimmed to its content, atomically: an interrupted save leaves no partial file. Returns the path."""
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight", **savefig_options)
+    return path
+
+
 def _save(fig: Figure, path: str | os.PathLike | None, dpi: int = 120) -> Figure:
     if path is not None:
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        save_figure(fig, path, dpi=dpi)
     return fig
 
 
@@ -126,4 +139,4 @@ def plot_learning_curve(sizes: Sequence[int], test_accuracy: Sequence[float] | S
     return _save(fig, path)
 
 
-__all__ = ["decision_grid", "draw_decision_boundary", "plot_decision_boundary", "plot_curves", "plot_learning_curve"]
+__all__ = ["save_figure", "decision_grid", "draw_decision_boundary", "plot_decision_boundary", "plot_curves", "plot_learning_curve"]
