@@ -1,6 +1,7 @@
 """tinygrad_edu.train: fit's history, reproducibility, the clean Ctrl-C stop, objectives and the
 engine step against finite differences; and the circle task learning on seeds 0-4 (reduced size)."""
 
+import gc
 import math
 import signal
 
@@ -195,3 +196,90 @@ def test_divergence_in_the_last_step_of_an_epoch_raises(engine):
     with pytest.raises(FloatingPointError, match="loss became nan after epoch 1: training diverged"):
         train.fit(model, X, y, optimizer=optim.SGD(model.parameters(), lr=1e300), epochs=1, batch_size=64,
                   engine=engine, progress=False)
+
+
+def _collector_engine(log, fail_at=None, error=RuntimeError):
+    """The scalar engine with pause_gc, its step logging whether the collector is on."""
+    def step(model, objective, Xb, yb):
+        log.append(("step", gc.isenabled()))
+        if len(log) == fail_at:
+            raise error("stop here")
+        return train.scalar_step(model, objective, Xb, yb)
+
+    def outputs(model, objective, X):
+        log.append(("eval", gc.isenabled()))
+        return train.scalar_outputs(model, objective, X)
+
+    return train.Engine("logging", step, outputs, pause_gc=True)
+
+
+@pytest.fixture
+def collector_on():
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    if not was:
+        gc.disable()
+
+
+def test_the_scalar_engine_pauses_the_collector_for_training_and_evaluation(collector_on):
+    assert train.ENGINES["scalar"].pause_gc and not train.ENGINES["batched"].pause_gc
+    model, X_tr, X_te, y_tr, y_te, _ = circle_problem(0, n=60)
+    log = []
+    h = train.fit(model, X_tr, y_tr, X_test=X_te, y_test=y_te, epochs=2, batch_size=16, seed=0,
+                  engine=_collector_engine(log), progress=False,
+                  callback=lambda epoch, history: log.append(("callback", gc.isenabled())))
+    assert h.epoch == [1, 2] and gc.isenabled()
+    assert [kind for kind, _ in log] == (["step"] * 3 + ["eval"] * 2 + ["callback"]) * 2
+    assert all(not on for kind, on in log if kind != "callback")  # paused for the batches and metrics
+    assert all(on for kind, on in log if kind == "callback")  # the user's code runs with it on
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_the_collector_comes_back_after_an_error_or_ctrl_c(collector_on, error):
+    model, X_tr, _, y_tr, _, _ = circle_problem(0, n=60)
+    log = []
+    engine = _collector_engine(log, fail_at=6, error=error)  # 3 batches and 1 evaluation per epoch: epoch 2, batch 2
+    if error is RuntimeError:
+        with pytest.raises(RuntimeError, match="stop here"):
+            train.fit(model, X_tr, y_tr, epochs=3, batch_size=16, seed=0, engine=engine, progress=False)
+    else:  # Ctrl-C raising inside a step (the second press): fit stops and returns
+        h = train.fit(model, X_tr, y_tr, epochs=3, batch_size=16, seed=0, engine=engine, progress=False)
+        assert h.interrupted and h.epoch == [1, round(1 + 1 / 3, 3)]
+        assert log[6] == ("eval", False)  # the partial epoch's evaluation: paused again
+    assert log[5] == ("step", False) and gc.isenabled()
+
+
+def test_a_collector_the_user_turned_off_stays_off():
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        model, X_tr, _, y_tr, _, _ = circle_problem(0, n=40)
+        log = []
+        train.fit(model, X_tr, y_tr, epochs=1, batch_size=16, seed=0, engine=_collector_engine(log), progress=False,
+                  callback=lambda epoch, history: log.append(("callback", gc.isenabled())))
+        assert not gc.isenabled() and log[-1] == ("callback", False)
+    finally:
+        if was:
+            gc.enable()
+
+
+@pytest.mark.parametrize("activation,output_activation,loss,on_arrays", [
+    ("relu", "sigmoid", "bce", True),  # the circle network: its logit is mul, sum, relu
+    ("tanh", "linear", "mse", True),
+    ("relu", "sigmoid", "mse", False),  # a sigmoid output: exp, whose NumPy form may differ in the last bits
+])
+def test_scalar_outputs_evaluate_on_arrays_only_where_the_bits_are_the_same(
+        monkeypatch, activation, output_activation, loss, on_arrays):
+    from tinygrad_edu import batched
+
+    model = nn.MLP(2, [8, 1], activation, output_activation, seed=3)
+    objective = train.make_objective(loss, model)
+    X = np.random.default_rng(0).normal(0, 3, (500, 2))
+    want = np.array([objective.output(model, x).data for x in X.tolist()])  # graphs of Values
+    replays = []
+    forward = batched.Tape.forward
+    monkeypatch.setattr(batched.Tape, "forward", lambda tape, X: replays.append(len(X)) or forward(tape, X))
+    got = train.scalar_outputs(model, objective, X)
+    assert np.array_equal(got, want)  # the same numbers, on either path
+    assert replays == ([500] if on_arrays else [])

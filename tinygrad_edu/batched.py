@@ -642,6 +642,11 @@ class Tape:
     def num_groups(self) -> int:
         return len(self._groups)
 
+    @property
+    def primitives(self) -> frozenset[Primitive]:
+        """The primitives the tape applies (constants folded at trace time not counted)."""
+        return frozenset(g.op for g in self._groups)
+
     def __repr__(self) -> str:
         return (
             f"Tape(num_inputs={self.num_inputs}, num_outputs={self.num_outputs}, params={len(self.params)}, "
@@ -980,14 +985,19 @@ class Trainer:
             yield value
 
 
+def outputs_tape(model, objective, example: np.ndarray) -> Tape:
+    """``objective.output(model, x)`` as a function of one sample ``x``, traced once (on
+    ``example``) and cached per (model, objective, number of inputs)."""
+    example = np.asarray(example, dtype=np.float64)
+    return _cached_tape(model, ("outputs", objective, len(example)),
+                        lambda: trace(lambda *xs: objective.output(model, list(xs)), example, model.parameters()))
+
+
 def batched_outputs(model, objective, X: np.ndarray) -> np.ndarray:
     """``objective.output(model, x)`` for every row of ``X`` through a traced tape (no gradients)."""
     _check_traceable(objective)
     X = np.asarray(X, dtype=np.float64)
-    nin = X.shape[1]
-    tape = _cached_tape(model, ("outputs", objective, nin),
-                        lambda: trace(lambda *xs: objective.output(model, list(xs)), X[0], model.parameters()))
-    return tape.forward(X)
+    return outputs_tape(model, objective, X[0]).forward(X)
 
 
 @functools.lru_cache(maxsize=64)

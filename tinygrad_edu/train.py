@@ -10,6 +10,7 @@ consumes for each row of ``X``. See :data:`ENGINES`.
 
 from __future__ import annotations
 
+import gc
 import math
 import signal
 import sys
@@ -100,10 +101,27 @@ def scalar_step(model: nn.Module, objective: Objective, Xb: np.ndarray, yb: np.n
     return loss.data
 
 
+#: Primitives whose batched form gives the scalar engine's bits: one IEEE operation each, correctly
+#: rounded on floats and on arrays alike (``sum`` adds left to right in both), and ``tanh``, which
+#: both take from the C library. ``exp``, ``log`` and what uses them (sigmoid, softplus) are not here:
+#: NumPy's vectorised versions may differ from the C library's in the last bits.
+SAME_BITS_ON_ARRAYS = frozenset({"add", "sub", "mul", "div", "neg", "abs", "relu", "sum", "tanh"})
+
+
 def scalar_outputs(model: nn.Module, objective: Objective, X: np.ndarray) -> np.ndarray:
-    """:meth:`Objective.output` for every row of ``X``, without recording graphs."""
+    """:meth:`Objective.output` for every row of ``X``, without recording graphs.
+
+    For an :class:`nn.MLP` (whose forward pass takes no value-dependent branch) whose output uses only
+    :data:`SAME_BITS_ON_ARRAYS`, such as the circle network's logit, the rows go through the batched
+    engine's tape: the same numbers, without making a ``Value`` per operation per row. Anything
+    else is evaluated row by row on Values, under :class:`~tinygrad_edu.engine.no_grad`."""
+    X = np.asarray(X, dtype=np.float64)
+    if type(model) is nn.MLP and X.ndim == 2 and len(X) and X.shape[1] == model.nin:
+        tape = batched.outputs_tape(model, objective, X[0])
+        if tape.num_outputs == 1 and all(op.name in SAME_BITS_ON_ARRAYS for op in tape.primitives):
+            return tape.forward(X)
     with no_grad():
-        return np.array([objective.output(model, x).data for x in np.asarray(X, dtype=np.float64).tolist()])
+        return np.array([objective.output(model, x).data for x in X.tolist()])
 
 
 @dataclass(frozen=True)
@@ -119,11 +137,15 @@ class Engine:
     #: same numbers as ``step`` with ``zero_grad`` and ``optimizer.step()``), ``store()`` writes the
     #: weights back into the Values and ``load()`` reads them again (see ``batched.Trainer``).
     trainer: Callable[..., Any] | None = None
+    #: Pause Python's cyclic garbage collector while training and evaluating (see
+    #: :class:`_CollectorPaused`): the scalar engine's graphs have no reference cycles, so the
+    #: collector's passes over millions of new nodes find nothing to free.
+    pause_gc: bool = False
 
 
 #: Engines by name (``fit(engine=...)`` and ``--engine``).
 ENGINES: dict[str, Engine] = {
-    "scalar": Engine("scalar", scalar_step, scalar_outputs),
+    "scalar": Engine("scalar", scalar_step, scalar_outputs, pause_gc=True),
     # The per-sample loss traced once into a tape and replayed on NumPy arrays (tinygrad_edu.batched).
     "batched": Engine("batched", batched.batched_step, batched.batched_outputs, batched.batched_losses,
                       batched.Trainer.create),
@@ -259,6 +281,28 @@ class _Progress:
             self.bar = None
 
 
+class _CollectorPaused:
+    """While active, Python's cyclic garbage collector is off (if it was on), and on again on the
+    way out, whatever the way out (return, error, ``KeyboardInterrupt``).
+
+    The scalar engine makes every node a new object: a minibatch of the circle task is some 2,500,
+    so the collector would start a pass every few hundred nodes, walking the young graph each time
+    to find no cycle (a node refers only to its parents and its primitive). Reference counting
+    frees each graph as soon as the next batch replaces it, with or without the collector."""
+
+    def __init__(self, active: bool) -> None:
+        self.active = active
+
+    def __enter__(self) -> None:
+        self.paused = self.active and gc.isenabled()
+        if self.paused:
+            gc.disable()
+
+    def __exit__(self, *exc_info) -> None:
+        if self.paused:
+            gc.enable()
+
+
 def _check_xy(name: str, X, y, nin: int | None) -> tuple[np.ndarray, np.ndarray]:
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if X.ndim != 2 or len(X) == 0:
@@ -295,6 +339,12 @@ def fit(model: nn.Module, X_train, y_train, *, X_test=None, y_test=None, loss: s
     Ctrl-C (or a ``KeyboardInterrupt`` from the callback) ends training after the current batch:
     the partial epoch is evaluated, ``history.interrupted`` is set and fit returns normally.
     A loss that becomes NaN or infinite raises ``FloatingPointError`` (training diverged).
+
+    With ``engine="scalar"``, Python's cyclic garbage collector is paused during each epoch's
+    batches and evaluation (it would walk every new graph and find no cycle to free; reference
+    counting frees the graphs) and switched back on for the callback, after an error and on Ctrl-C;
+    a collector you turned off stays off. The per-epoch metrics record no graph (see
+    :func:`scalar_outputs`).
     """
     objective = _objective(loss, model)
     eng = _engine(engine)
@@ -345,6 +395,9 @@ def fit(model: nn.Module, X_train, y_train, *, X_test=None, y_test=None, loss: s
 
     # The engine's own loop if it has one (the weights then live in its arrays during an epoch).
     trainer = eng.trainer(model, objective, optimizer, X_train, y_train, batch_size) if eng.trainer else None
+    # The collector is paused for the epochs' batches and evaluation, not for the callback (user
+    # code that may well make cycles: figures, say).
+    paused = _CollectorPaused(eng.pause_gc)
     epoch, done = 0, 0
     with _StopAtBatchEnd() as stop:
         try:
@@ -353,17 +406,18 @@ def fit(model: nn.Module, X_train, y_train, *, X_test=None, y_test=None, loss: s
                 bar.start_epoch(epoch)
                 if trainer is not None:
                     trainer.load()  # a callback may have changed the weights or the optimizer
-                try:
-                    for value in trainer.epoch(rng, check) if trainer is not None else batches():
-                        done += 1
-                        history.steps += 1
-                        bar.batch(value)
-                        if stop.requested:
-                            raise KeyboardInterrupt
-                finally:
-                    if trainer is not None:
-                        trainer.store()
-                record(epoch)
+                with paused:
+                    try:
+                        for value in trainer.epoch(rng, check) if trainer is not None else batches():
+                            done += 1
+                            history.steps += 1
+                            bar.batch(value)
+                            if stop.requested:
+                                raise KeyboardInterrupt
+                    finally:
+                        if trainer is not None:
+                            trainer.store()
+                    record(epoch)
                 bar.end_epoch(str(epoch), history)
                 if callback is not None:
                     callback(epoch, history)
@@ -372,7 +426,8 @@ def fit(model: nn.Module, X_train, y_train, *, X_test=None, y_test=None, loss: s
             bar.close()
             partial = epoch - 1 + done / per_epoch
             if done and (not history.epoch or history.epoch[-1] != partial):
-                record(round(partial, 3))
+                with paused:
+                    record(round(partial, 3))
                 bar.end_epoch(f"{partial:.2f}", history)
         finally:
             bar.close()
