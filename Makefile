@@ -24,7 +24,7 @@ test: $(STAMP)
 test-thorough: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## bench: the benchmark suite, all tables in one run (installs the bench extra: micrograd, torch; ~4 min)
+## bench: the benchmark suite, all tables in one run (installs the bench extra: micrograd, torch, jax; ~4 min)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python benchmarks/run.py

@@ -5,9 +5,14 @@ side in one process, on the same data, initial weights and minibatch order:
 - ``scalar``: ``train.fit(engine="scalar")``, a graph of Values per minibatch;
 - ``batched``: ``train.fit(engine="batched")``, the traced tape replayed on NumPy arrays;
 - ``torch``: the same minibatch loop in PyTorch on the CPU, one thread (``torch==2.13.0``);
-- ``numpy``: a hand-written NumPy network of the same shape (matrix products, manual gradients).
+- ``numpy``: a hand-written NumPy network of the same shape (matrix products, manual gradients);
+- ``jax-jit``: the same loop in JAX on the CPU (float64), one ``jax.jit``-compiled step per minibatch;
+- ``jax-scan``: JAX with ``lax.scan`` over each epoch's minibatches: one compiled call per epoch.
 
-Every run evaluates train and test loss and accuracy after each epoch, as ``fit`` does.
+Every run evaluates train and test loss and accuracy after each epoch, as ``fit`` does. Each
+implementation runs once untimed before the timed repeats (PyTorch's first training run in a
+process is about 2.5x slower than the next); JAX's compilation is timed apart, on that first run,
+and left out of its repeats. JAX and PyTorch are benchmark-only comparisons (the ``bench`` extra).
 
 Run: python benchmarks/bench_circle.py [--repeats 5] [--scalar-repeats 1] [--skip scalar,torch]
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,7 +30,7 @@ from tinygrad_edu import data, nn, optim, train
 from tinygrad_edu.cli.circle import derived_seeds
 
 SAMPLES, TEST_SIZE, HIDDEN, LR, BATCH, EPOCHS = 5000, 0.2, 8, 0.1, 32, 50
-IMPLEMENTATIONS = ("scalar", "batched", "torch", "numpy")
+IMPLEMENTATIONS = ("scalar", "batched", "torch", "numpy", "jax-jit", "jax-scan")
 
 
 def circle_problem(seed: int = 0):
@@ -126,45 +132,170 @@ def run_torch(seed: int = 0) -> tuple[float, float]:
     return time.perf_counter() - start, accuracy
 
 
+class JaxCircle:
+    """The circle task in JAX (CPU, float64): the same network, loss (binary cross-entropy from
+    the logit), SGD step, data, initial weights and minibatch order as the others. The step and the
+    per-epoch scan are compiled once per process (:meth:`compile`, timed apart)."""
+
+    def __init__(self):
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        jax.config.update("jax_platforms", "cpu")
+        import jax.numpy as jnp
+
+        self.jax, self.jnp = jax, jnp
+
+        def logits(params, X):
+            W1, b1, w2, b2 = params
+            return jnp.maximum(X @ W1.T + b1, 0.0) @ w2 + b2
+
+        def loss(params, X, y):
+            z = logits(params, X)
+            return jnp.mean(jnp.maximum(z, 0.0) - z * y + jnp.log1p(jnp.exp(-jnp.abs(z))))
+
+        def step(params, X, y):
+            grads = jax.grad(loss)(params, X, y)
+            return tuple(p - LR * g for p, g in zip(params, grads))
+
+        def epoch(params, Xs, ys):  # the epoch's minibatches stacked: (batches, BATCH, 2), (batches, BATCH)
+            return jax.lax.scan(lambda p, xy: (step(p, *xy), None), params, (Xs, ys))[0]
+
+        def evaluate(params, X, y):
+            z = logits(params, X)
+            return jnp.mean(jnp.maximum(z, 0.0) - z * y + jnp.log1p(jnp.exp(-jnp.abs(z)))), jnp.mean((z > 0) == (y > 0.5))
+
+        self.step, self.epoch, self.evaluate = jax.jit(step), jax.jit(epoch), jax.jit(evaluate)
+        self.compile_seconds: dict[str, float] = {}
+
+    def compile(self, problem, params) -> None:
+        """Compile every shape the runs use (full and last batch, the scan, both evaluations)."""
+        (X_train, y_train, X_test, y_test) = problem
+        n, jnp = len(X_train), self.jnp
+        full, rest = divmod(n, BATCH)
+        work = {
+            "jit step": [(self.step, (size, 2), (size,)) for size in (BATCH, rest) if size],
+            "scan epoch": [(self.epoch, (full, BATCH, 2), (full, BATCH))],
+            "evaluation": [(self.evaluate, (len(X), 2), (len(X),)) for X in (X_train, X_test)],
+        }
+        for name, calls in work.items():
+            start = time.perf_counter()
+            for fn, x_shape, y_shape in calls:  # a call, so that the jit cache holds the result
+                self.jax.block_until_ready(fn(params, jnp.zeros(x_shape), jnp.zeros(y_shape)))
+            self.compile_seconds[name] = time.perf_counter() - start
+
+    def run(self, scan: bool, seed: int = 0) -> tuple[float, float]:
+        jnp = self.jnp
+        problem, model, shuffle_seed = circle_problem(seed)
+        X_train, y_train, X_test, y_test = problem
+        params = tuple(jnp.asarray(a) for a in initial_arrays(model))
+        if not self.compile_seconds:
+            self.compile(problem, params)
+        rng = np.random.default_rng(shuffle_seed)
+        n = len(X_train)
+        full = n // BATCH * BATCH
+        Xtr, ytr, Xte, yte = (jnp.asarray(a) for a in problem)
+        start = time.perf_counter()
+        for _ in range(EPOCHS):
+            if scan:  # the same permutation data.minibatches draws, the full batches in one call
+                order = rng.permutation(n)
+                Xs, ys = X_train[order], y_train[order]
+                params = self.epoch(params, Xs[:full].reshape(-1, BATCH, 2), ys[:full].reshape(-1, BATCH))
+                if full < n:
+                    params = self.step(params, Xs[full:], ys[full:])
+            else:
+                for Xb, yb in data.minibatches(X_train, y_train, BATCH, seed=rng):
+                    params = self.step(params, Xb, yb)
+            float(self.evaluate(params, Xtr, ytr)[0])  # metrics as fit records them: on the host
+            _, accuracy = self.evaluate(params, Xte, yte)
+            accuracy = float(accuracy)
+        return time.perf_counter() - start, accuracy
+
+
+_JAX: list[JaxCircle] = []
+
+
+def run_jax(scan: bool) -> tuple[float, float]:
+    if not _JAX:
+        _JAX.append(JaxCircle())
+    return _JAX[0].run(scan)
+
+
+def jax_compile_seconds() -> dict[str, float]:
+    """Seconds JAX spent compiling, per runner (after a measurement; empty if JAX did not run)."""
+    return dict(_JAX[0].compile_seconds) if _JAX else {}
+
+
 RUNNERS = {
     "scalar": lambda: run_ours("scalar"),
     "batched": lambda: run_ours("batched"),
     "torch": run_torch,
     "numpy": run_numpy,
+    "jax-jit": lambda: run_jax(scan=False),
+    "jax-scan": lambda: run_jax(scan=True),
 }
 
 
-def measure(repeats: int, scalar_repeats: int, skip: set[str]) -> dict[str, tuple[float, float, int]]:
-    """name -> (median seconds, test accuracy, repeats); the repeats are interleaved across the
-    implementations so that a noisy moment on the machine hits them all alike."""
-    times: dict[str, list[float]] = {name: [] for name in IMPLEMENTATIONS if name not in skip}
-    accuracy: dict[str, float] = {}
+@dataclass
+class Result:
+    """One implementation's timed repeats (seconds) and its test accuracy."""
+
+    times: list[float]
+    accuracy: float
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    @property
+    def spread(self) -> str:
+        """min-max of the repeats, relative to the median, e.g. "-3%/+8%"."""
+        m = self.median
+        return f"-{100 * (1 - min(self.times) / m):.0f}%/+{100 * (max(self.times) / m - 1):.0f}%"
+
+
+def measure(repeats: int, scalar_repeats: int, skip: set[str]) -> dict[str, Result]:
+    """name -> :class:`Result`. Every implementation but the scalar engine runs once untimed first
+    (warm-up: imports, caches, PyTorch's first-run cost, JAX's compilation); then the repeats are
+    interleaved across the implementations so that a noisy moment on the machine hits them all alike."""
+    names = [name for name in IMPLEMENTATIONS if name not in skip]
+    for name in names:
+        if name != "scalar":
+            RUNNERS[name]()
+    results = {name: Result([], 0.0) for name in names}
     for r in range(max(repeats, scalar_repeats)):
-        for name in times:
+        for name in names:
             if r >= (scalar_repeats if name == "scalar" else repeats):
                 continue
             seconds, acc = RUNNERS[name]()
-            times[name].append(seconds)
-            accuracy[name] = acc
-    return {name: (statistics.median(t), accuracy[name], len(t)) for name, t in times.items()}
+            results[name].times.append(seconds)
+            results[name].accuracy = acc
+    return results
 
 
-def report(results: dict[str, tuple[float, float, int]]) -> list[str]:
-    lines = [f"Full circle configuration ({SAMPLES} samples, 2-{HIDDEN}-1, batch {BATCH}, {EPOCHS} epochs, "
-             f"SGD lr {LR}), median wall time",
-             f"{'implementation':<16}{'seconds':>10}{'repeats':>9}{'test acc':>10}{'batched is':>16}"]
-    ours = results.get("batched", (None,))[0]
+def report(results: dict[str, Result]) -> list[str]:
+    steps = EPOCHS * -(-int(SAMPLES * (1 - TEST_SIZE)) // BATCH)
+    lines = [f"Full circle configuration ({SAMPLES} samples, 2-{HIDDEN}-1, batch {BATCH}, {EPOCHS} epochs = {steps} steps, "
+             f"SGD lr {LR}), median wall time, evaluation after every epoch included",
+             f"{'implementation':<16}{'seconds':>10}{'us/step':>9}{'repeats':>9}{'spread':>13}{'test acc':>10}{'batched is':>16}"]
+    ours = results["batched"].median if "batched" in results else None
     for name in IMPLEMENTATIONS:
         if name not in results:
             continue
-        seconds, acc, n = results[name]
+        res = results[name]
+        seconds = res.median
         if ours is None or name == "batched":
             ratio = ""
         elif seconds >= ours:
-            ratio = f"{seconds / ours:.1f}x faster"
+            ratio = f"{seconds / ours:.2f}x faster"
         else:
             ratio = f"{ours / seconds:.2f}x slower"
-        lines.append(f"{name:<16}{seconds:>10.3f}{n:>9}{100 * acc:>9.2f}%{ratio:>16}")
+        lines.append(f"{name:<16}{seconds:>10.3f}{1e6 * seconds / steps:>9.1f}{len(res.times):>9}{res.spread:>13}"
+                     f"{100 * res.accuracy:>9.2f}%{ratio:>16}")
+    compiled = jax_compile_seconds()
+    if compiled:
+        lines.append("JAX compile time, not in the times above: "
+                     + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in compiled.items()))
     return lines
 
 

@@ -54,20 +54,31 @@ def count_nodes(root, engine):
     return len(seen)
 
 
-def time_engine(V, engine, repeats):
+def time_engine(V, engine, repeats, collector=True):
+    """Median seconds of forward and backward, with Python's cyclic garbage collector on or off
+    (micrograd's nodes hold closures that refer back to them: cycles only the collector frees)."""
     params, batch = make_problem(V)
     fwd, bwd = [], []
     nodes = 0
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        loss = build_loss(V, params, batch)
-        t1 = time.perf_counter()
-        loss.backward()
-        t2 = time.perf_counter()
-        nodes = count_nodes(loss, engine)
-        fwd.append(t1 - t0)
-        bwd.append(t2 - t1)
-        del loss
+    was = gc.isenabled()
+    if not collector:
+        gc.disable()
+    try:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            loss = build_loss(V, params, batch)
+            t1 = time.perf_counter()
+            loss.backward()
+            t2 = time.perf_counter()
+            nodes = count_nodes(loss, engine)
+            fwd.append(t1 - t0)
+            bwd.append(t2 - t1)
+            del loss
+            if not collector:
+                gc.collect()  # outside the timed part: micrograd's cycles must go somewhere
+    finally:
+        if was:
+            gc.enable()
     return nodes, statistics.median(fwd), statistics.median(bwd)
 
 
@@ -94,18 +105,26 @@ def chain_backward(n):
 
 
 def per_node_table(repeats, MicroValue):
-    """Part (1) of the suite: ours vs micrograd per node (forward, backward, bytes)."""
-    print(f"Per node, 2-8-1 MLP on a batch of 32, median of {repeats} repeats")
-    print(f"{'engine':<14}{'nodes':>8}{'fwd ns/node':>14}{'bwd ns/node':>14}{'total ns/node':>15}{'bytes/node':>12}")
+    """Part (1) of the suite: ours vs micrograd per node (forward, backward, bytes), with Python's
+    cyclic garbage collector on (the default) and off (as train.fit runs the scalar engine)."""
+    print(f"Per node, 2-8-1 MLP on a batch of 32, median of {repeats} repeats; collector on and off")
+    print(f"{'engine':<14}{'collector':>10}{'nodes':>8}{'fwd ns/node':>14}{'bwd ns/node':>14}{'total ns/node':>15}{'bytes/node':>12}")
     rows = {}
-    for name, V in (("micrograd", MicroValue), ("tinygrad_edu", OurValue)):
-        nodes, f, b = time_engine(V, name, repeats)
-        mem = bytes_per_node(V, name)
-        rows[name] = (f / nodes, b / nodes, mem)
-        print(f"{name:<14}{nodes:>8}{f / nodes * 1e9:>14.0f}{b / nodes * 1e9:>14.0f}{(f + b) / nodes * 1e9:>15.0f}{mem:>12.0f}")
-    mf, mb, mm = rows["micrograd"]
-    of, ob, om = rows["tinygrad_edu"]
-    print(f"{'speed-up':<14}{'':>8}{mf / of:>13.2f}x{mb / ob:>13.2f}x{(mf + mb) / (of + ob):>14.2f}x{om / mm:>11.2f}x (memory ratio)")
+    engines = (("micrograd", MicroValue), ("tinygrad_edu", OurValue))
+    mem = {name: bytes_per_node(V, name) for name, V in engines}
+    # interleaved, so that a busy moment on the machine hits both engines alike
+    for collector in (True, False):
+        for name, V in engines:
+            nodes, f, b = time_engine(V, name, repeats, collector)
+            rows[name, collector] = (f / nodes, b / nodes)
+            print(f"{name:<14}{'on' if collector else 'off':>10}{nodes:>8}{f / nodes * 1e9:>14.0f}{b / nodes * 1e9:>14.0f}"
+                  f"{(f + b) / nodes * 1e9:>15.0f}{mem[name]:>12.0f}")
+    for collector in (True, False):
+        mf, mb = rows["micrograd", collector]
+        of, ob = rows["tinygrad_edu", collector]
+        print(f"{'speed-up':<14}{'on' if collector else 'off':>10}{'':>8}{mf / of:>13.2f}x{mb / ob:>13.2f}x"
+              f"{(mf + mb) / (of + ob):>14.2f}x{mem['tinygrad_edu'] / mem['micrograd']:>11.2f}x (memory ratio)")
+    return rows
 
 
 def chain_table():
