@@ -3,6 +3,8 @@ engine step against finite differences; and the circle task learning on seeds 0-
 
 import gc
 import math
+import re
+import sys
 import signal
 
 import numpy as np
@@ -283,3 +285,57 @@ def test_scalar_outputs_evaluate_on_arrays_only_where_the_bits_are_the_same(
     got = train.scalar_outputs(model, objective, X)
     assert np.array_equal(got, want)  # the same numbers, on either path
     assert replays == ([500] if on_arrays else [])
+
+
+def _run_on_a_terminal(columns: int, fn):
+    """Run ``fn()`` with stderr on a pseudo-terminal ``columns`` wide; its result and what it showed."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+    import threading
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    chunks = []
+
+    def read():
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    saved = sys.stderr
+    sys.stderr = os.fdopen(slave, "w", buffering=1)
+    try:
+        result = fn()
+        sys.stderr.flush()
+    finally:
+        sys.stderr.close()
+        sys.stderr = saved
+        reader.join(timeout=5)
+        os.close(master)
+    return result, b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+def test_on_a_terminal_each_epochs_full_line_is_printed_above_the_bar(monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    model, X_tr, X_te, y_tr, y_te, _ = circle_problem(0, n=60)
+    h, shown = _run_on_a_terminal(80, lambda: train.fit(model, X_tr, y_tr, X_test=X_te, y_test=y_te, epochs=2,
+                                                        batch_size=16, seed=0, progress=True))
+    screen = re.split(r"[\r\n]", shown)
+    assert any("batch" in line for line in screen)  # a tqdm bar was drawn
+    for i, epoch in enumerate((1, 2)):
+        numbers = (f"{h.train_loss[i]:.4f}", f"{100 * h.train_accuracy[i]:.2f}%", f"{h.test_loss[i]:.4f}",
+                   f"{100 * h.test_accuracy[i]:.2f}%")
+        lines = [line for line in screen if line.startswith(f"epoch {epoch}/2")]
+        assert lines, f"no line for epoch {epoch}"
+        assert any(all(n in line for n in numbers) for line in lines), lines  # the whole summary, cut nowhere

@@ -248,7 +248,9 @@ class _StopAtBatchEnd:
 
 
 class _Progress:
-    """A tqdm bar per epoch on a terminal; one plain line per epoch otherwise; nothing when off."""
+    """On a terminal, a tqdm bar during each epoch, and each epoch's full summary line printed above
+    it when the epoch ends (never cut to the terminal's width); one plain line per epoch otherwise;
+    nothing when off."""
 
     def __init__(self, enabled: bool, epochs: int, batches: int):
         self.enabled, self.epochs, self.batches = enabled, epochs, batches
@@ -260,7 +262,7 @@ class _Progress:
             from tqdm import tqdm
 
             self.bar = tqdm(total=self.batches, desc=f"epoch {epoch}/{self.epochs}", unit="batch",
-                            file=sys.stderr, leave=True, dynamic_ncols=True)
+                            file=sys.stderr, leave=False, dynamic_ncols=True)
 
     def batch(self, loss: float) -> None:
         if self.bar is not None:
@@ -268,12 +270,14 @@ class _Progress:
             self.bar.update()
 
     def end_epoch(self, label: str, history: History) -> None:
+        line = f"epoch {label}/{self.epochs}: {history.summary()}"
         if self.bar is not None:
-            self.bar.set_postfix_str(history.summary())
-            self.bar.close()
-            self.bar = None
+            self.close()  # clears the bar (leave=False), then the line goes where it was
+            from tqdm import tqdm
+
+            tqdm.write(line, file=sys.stderr)
         elif self.enabled:
-            print(f"epoch {label}/{self.epochs}: {history.summary()}", file=sys.stderr, flush=True)
+            print(line, file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
