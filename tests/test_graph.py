@@ -379,3 +379,41 @@ def test_without_dot_png_and_pdf_say_how_to_install_and_the_source_is_written(tm
     assert "\n" not in message
     assert (tmp_path / "g.dot").read_text().startswith("digraph")
     assert not (tmp_path / f"g{suffix}").exists()
+
+
+# --- Jupyter ------------------------------------------------------------------------------------
+
+
+def test_a_bare_value_shows_in_jupyter_as_its_graph_and_its_repr(any_layout):
+    x, w, b, y = neuron_graph()
+    y.backward()
+    bundle = y._repr_mimebundle_()  # what Jupyter calls to display the Value
+    assert bundle["text/plain"] == repr(y)
+    svg = ET.fromstring(bundle["image/svg+xml"])
+    nodes = [g for g in groups(svg, "node") if title(g) != "legend"]
+    assert len(nodes) == 6 + 3
+    assert field(value_nodes(svg)["x"], "grad") == pytest.approx(-1.5 * (1 - math.tanh(0.5 * -1.5 + 0.2) ** 2), rel=1e-3)
+    assert y._repr_mimebundle_(include=["text/plain"]) == {"text/plain": repr(y)}
+    assert list(y._repr_mimebundle_(exclude=["text/plain"])) == ["image/svg+xml"]
+
+
+def test_a_huge_value_graph_shows_only_its_repr_at_once(monkeypatch):
+    from tinygrad_edu.viz import layout
+
+    def no_layout(source):
+        raise AssertionError("a huge graph must not be laid out")
+
+    monkeypatch.setattr(layout, "svg_from_dot", no_layout)
+    total = Value(0.0)
+    for i in range(5000):
+        total = total + Value(float(i))
+    assert total._repr_mimebundle_() == {"text/plain": repr(total)}
+
+
+def test_without_any_layout_a_value_shows_its_repr(no_dot, monkeypatch):
+    from tinygrad_edu.viz import layout
+
+    monkeypatch.setattr(layout._Wasm, "backend", None)
+    monkeypatch.setattr(layout._Wasm, "missing", "the in-process layout is not installed")
+    _, _, _, y = neuron_graph()
+    assert y._repr_mimebundle_() == {"text/plain": repr(y)}

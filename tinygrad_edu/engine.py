@@ -185,6 +185,12 @@ class Value:
 
         return draw_graph(self, **kwargs)
 
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        """Jupyter shows a bare Value as its drawn graph (SVG), with its repr as the text form."""
+        from .viz.graph import value_mimebundle
+
+        return value_mimebundle(self, include, exclude)
+
 
 def _data(x) -> float:
     return x.data if type(x) is Value else x

@@ -636,6 +636,28 @@ def _collapsed_parent(module: str, level: str) -> str | None:
     return levels[-2] if len(levels) > 1 else None
 
 
+# --- Jupyter ------------------------------------------------------------------------------------
+
+#: A bare Value in Jupyter is drawn when its graph has at most this many values (else only its repr).
+NOTEBOOK_MAX_NODES = 150
+
+
+def value_mimebundle(value: Value, include=None, exclude=None) -> dict[str, str]:
+    """What Jupyter shows for a bare ``Value`` (``Value._repr_mimebundle_``): its text repr and, when
+    the graph is small enough (:data:`NOTEBOOK_MAX_NODES`) and Graphviz can lay it out, the drawn
+    graph as SVG. A huge graph is refused at once, so displaying one costs no layout time."""
+    def wanted(mime: str) -> bool:
+        return (include is None or mime in include) and not (exclude and mime in exclude)
+
+    bundle = {"text/plain": repr(value)}
+    if wanted("image/svg+xml"):
+        try:
+            bundle["image/svg+xml"] = layout.svg_from_dot(draw_graph(value, max_nodes=NOTEBOOK_MAX_NODES).source)
+        except (GraphTooLargeError, GraphvizNotFoundError, layout.LayoutError):
+            pass
+    return {mime: data for mime, data in bundle.items() if wanted(mime)}
+
+
 # --- saving --------------------------------------------------------------------------------------
 
 
@@ -657,6 +679,6 @@ def save_graph(graph: graphviz.Digraph, path: str | Path) -> Path:
 
 
 __all__ = [
-    "draw_graph", "draw_collapsed", "save_graph", "DrawnGraph", "collect_values", "node_kind", "module_of", "assign_modules",
+    "draw_graph", "draw_collapsed", "save_graph", "DrawnGraph", "value_mimebundle", "NOTEBOOK_MAX_NODES", "collect_values", "node_kind", "module_of", "assign_modules",
     "gradient_flows", "flow_scale", "layout_size", "LAYOUT_FACTOR", "GraphTooLargeError", "GraphvizNotFoundError", "PARAMETER_NAME",
 ]
