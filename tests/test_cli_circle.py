@@ -148,7 +148,7 @@ def test_learning_curve(tmp_path, capsys):
     assert code == 2 and "positive integers" in err
 
 
-def test_circle_draws_one_samples_loss_graph_clustered_by_layer(tmp_path, capsys, require_dot):
+def test_circle_draws_one_samples_loss_graph_clustered_by_layer(tmp_path, capsys, any_layout):
     import xml.etree.ElementTree as ET
 
     code, _, _ = run_cli(["circle", *SMALL, "--out", str(tmp_path)], capsys)

@@ -11,7 +11,7 @@ from tinygrad_edu.cli import main
 NEURON = ["graph", "tanh(x*w + b)", "--set", "x=0.5", "--set", "w=-1.5", "--set", "b=0.2"]
 
 
-def test_writes_an_svg_and_prints_value_and_gradients(tmp_path, capsys, require_dot):
+def test_writes_an_svg_and_prints_value_and_gradients(tmp_path, capsys, any_layout):
     out = tmp_path / "graph.svg"
     assert main([*NEURON, "--out", str(out)]) == 0
     svg = ET.parse(out).getroot()
@@ -39,7 +39,7 @@ def test_animate_writes_a_gif(tmp_path, require_dot):
         assert image.n_frames == 5
 
 
-def test_no_backward_draws_data_only(tmp_path, require_dot):
+def test_no_backward_draws_data_only(tmp_path, require_svg_layout):
     out = tmp_path / "g.svg"
     assert main([*NEURON, "--out", str(out), "--no-backward"]) == 0
     texts = [t.text for t in ET.parse(out).getroot().iter("{http://www.w3.org/2000/svg}text") if t.text]
