@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: circle test test-thorough bench docs clean
+.PHONY: circle test test-thorough bench docs notebooks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("tinygrad_edu needs Python 3.10 or newer, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
@@ -36,6 +36,10 @@ docs: $(VENV)/.docs-stamp
 $(VENV)/.docs-stamp: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,docs]'
 	@touch $@
+
+## notebooks: rebuild the tutorial's notebooks (tinygrad_edu/tutorial/) from the chapters in docs/
+notebooks: $(STAMP)
+	$(BIN)/python tools/notebooks.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -25,22 +25,27 @@ def neuron(x: float, w: float, b: float) -> tuple[Value, dict[str, Value]]:
     return y, leaves
 
 
+def plot_tangent(x: float, w: float, b: float, y: float, slope: float, points: int = 600):
+    """y = tanh(x·w + b) against w, with its tangent at (w, y) of slope dy/dw = ``slope``."""
+    ws = np.linspace(-5, 3, points)
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    ax.plot(ws, np.tanh(x * ws + b), color="tab:blue", label=f"y = tanh({x:g}·w + {b:g})")
+    near = np.linspace(w - 1.6, w + 1.6, 2)
+    ax.plot(near, y + slope * (near - w), "--", color="tab:red",
+            label=f"tangent at w = {w:g}: slope dy/dw = w.grad = {slope:.4f}")
+    ax.plot([w], [y], "o", color="tab:red")
+    ax.axhline(0, color="grey", linewidth=0.5)
+    ax.set(xlabel="w", ylabel="y", title="The derivative is the slope of the tangent")
+    ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
 def main(argv=None) -> None:
     args = parse_args(__doc__.splitlines()[0], argv)
     y, leaves = neuron(X, W, B)
 
     # The tangent: near w = W, y changes like y.data + w.grad * (w - W).
-    ws = np.linspace(-5, 3, 200 if args.quick else 600)
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    ax.plot(ws, np.tanh(X * ws + B), color="tab:blue", label="y = tanh(0.5·w + 0.2)")
-    near = np.linspace(W - 1.6, W + 1.6, 2)
-    slope = leaves["w"].grad
-    ax.plot(near, y.data + slope * (near - W), "--", color="tab:red",
-            label=f"tangent at w = {W}: slope dy/dw = w.grad = {slope:.4f}")
-    ax.plot([W], [y.data], "o", color="tab:red")
-    ax.axhline(0, color="grey", linewidth=0.5)
-    ax.set(xlabel="w", ylabel="y", title="The derivative is the slope of the tangent")
-    ax.legend(loc="upper left", fontsize=8)
+    fig = plot_tangent(X, W, B, y.data, leaves["w"].grad, points=200 if args.quick else 600)
     save(fig, args.out, "ch01-tangent.png", dpi=70 if args.quick else 110)
 
     graph = draw_graph(y, title="y = tanh(x·w + b) after y.backward()")

@@ -41,11 +41,9 @@ def descend(lr: float, steps: int, start=START) -> np.ndarray:
     return np.array(path)
 
 
-def main(argv=None) -> None:
-    args = parse_args(__doc__.splitlines()[0], argv)
-    steps = 30
-    grid = 80 if args.quick else 300
-
+def plot_valley(paths: dict, loss, grid: int = 300):
+    """The valley ``loss(p, q)`` as contours with each learning rate's descent path (``paths``:
+    learning rate -> visited (p, q) points), and the loss along each path."""
     P, Q = np.meshgrid(np.linspace(-4.5, 4.5, grid), np.linspace(-2.6, 2.6, grid))
     fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [1.6, 1]})
     levels = np.geomspace(0.05, 120, 14)
@@ -53,19 +51,27 @@ def main(argv=None) -> None:
     ax.contour(P, Q, loss(P, Q), levels=levels, colors="grey", linewidths=0.6)
     ax.plot(0, 0, marker="*", color="k", markersize=14, zorder=5)
     colors = ["tab:blue", "tab:green", "tab:orange", "tab:red"]
-    for (lr, what), color in zip(RATES.items(), colors):
-        path = descend(lr, steps)
-        label = f"lr = {lr}: {what}"
+    for (lr, path), color in zip(paths.items(), colors):
+        path = np.asarray(path)
+        label = f"lr = {lr}: {RATES[lr]}" if lr in RATES else f"lr = {lr}"
         inside = np.flatnonzero(np.abs(path[:, 1]) > 2.6)  # a diverging path leaves the picture:
         shown = path[: inside[0] + 1] if inside.size else path  # draw it up to the edge
         ax.plot(shown[:, 0], shown[:, 1], "-o", color=color, markersize=3, linewidth=1.2, label=label)
         ax_loss.semilogy(loss(path[:, 0], path[:, 1]), "-o", color=color, markersize=3, label=label)
+    steps = max(len(path) for path in paths.values()) - 1
     ax.set(xlim=(-4.5, 4.5), ylim=(-2.6, 2.6), xlabel="p", ylabel="q",
-           title="L(p, q) = p² + 10·q²: 30 steps from the same start")
+           title=f"L(p, q) = p² + 10·q²: {steps} steps from the same start")
     ax.set_aspect("equal")
     ax.legend(loc="upper right", fontsize=8)
     ax_loss.set(xlabel="step", ylabel="loss (log scale)", title="The loss along each path")
     ax_loss.grid(True, which="major", alpha=0.3)
+    return fig
+
+
+def main(argv=None) -> None:
+    args = parse_args(__doc__.splitlines()[0], argv)
+    paths = {lr: descend(lr, steps=30) for lr in RATES}
+    fig = plot_valley(paths, loss, grid=80 if args.quick else 300)
     save(fig, args.out, "ch03-valley.png", dpi=80 if args.quick else 110)
 
 

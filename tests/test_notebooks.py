@@ -1,0 +1,142 @@
+"""The tutorial notebooks (``tinygrad_edu/tutorial/``, built by ``tools/notebooks.py``): up to date
+with ``docs/``, faithful to the chapters, and every one runs top to bottom on a fresh Jupyter
+kernel with its pictures and graphs displayed.
+
+The chapters' code blocks are found here by ``tests/test_docs.py``'s own fence parser, not by the
+generator's, so a generator that drops, reorders or invents code is caught.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_docs import python_blocks
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "tinygrad_edu" / "tutorial"
+sys.path.insert(0, str(ROOT / "tools"))
+
+import notebooks as generator  # noqa: E402  (tools/notebooks.py)
+
+NOTEBOOK_BLOCK = re.compile(r"^<!-- notebook\n(?P<code>.*?)\n-->$", re.MULTILINE | re.DOTALL)
+IMAGE = re.compile(r"!\[[^\]]*\]\((?P<target>[^)\s]+)\)")
+GRAPH_DISPLAYS = {"image/svg+xml", "text/html"}  # a graph: the SVG drawing or the HTML explorer
+FIGURE_DISPLAYS = {"image/png"}  # a matplotlib figure, inline
+
+
+def shipped_notebooks() -> list[Path]:
+    return sorted(SHIPPED.glob("*.ipynb"))
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def chapter_of(notebook: dict) -> Path:
+    return ROOT / notebook["metadata"]["tinygrad_edu"]["chapter"]
+
+
+def notebook_only_blocks(markdown: str) -> list[tuple[str, list[str]]]:
+    """The ``<!-- notebook`` blocks of a chapter, each with the pictures of the paragraph before it."""
+    blocks = []
+    for match in NOTEBOOK_BLOCK.finditer(markdown):
+        before = markdown[: match.start()].rstrip("\n").split("\n\n")[-1]
+        blocks.append((match["code"], IMAGE.findall(before)))
+    return blocks
+
+
+def test_shipped_notebooks_are_up_to_date_with_docs():
+    built = generator.build_all()
+    shipped = {p.name: p.read_text(encoding="utf-8") for p in shipped_notebooks()}
+    stale = sorted(name for name in built.keys() | shipped.keys() if built.get(name) != shipped.get(name))
+    assert stale == [], f"tinygrad_edu/tutorial/ is out of date with docs/ ({', '.join(stale)}): run `make notebooks`"
+
+
+def test_every_chapter_with_code_is_a_notebook():
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    pages = re.findall(r"([\w./-]+\.md)\s*$", nav, flags=re.MULTILINE)
+    with_code = [p for p in pages if p not in generator.NOT_CHAPTERS
+                 and any(not skipped for _, _, skipped in python_blocks((ROOT / "docs" / p).read_text(encoding="utf-8")))]
+    chapters = [load(p)["metadata"]["tinygrad_edu"]["chapter"] for p in shipped_notebooks()]
+    assert chapters == [f"docs/{p}" for p in with_code]  # and in the nav's order
+    assert len(with_code) >= 8
+
+
+@pytest.mark.parametrize("path", shipped_notebooks(), ids=lambda p: p.name)
+def test_notebook_has_the_chapters_code_in_order_and_its_prose(path: Path):
+    notebook = load(path)
+    markdown = chapter_of(notebook).read_text(encoding="utf-8")
+    extra = [code for code, _ in notebook_only_blocks(markdown)]
+    code_cells = [c["source"] for c in notebook["cells"] if c["cell_type"] == "code"]
+    # the cells the notebook adds end with the code of the chapter's <!-- notebook blocks
+    chapter_code = [c for c in code_cells if not any(c.endswith(x.splitlines()[-1]) for x in extra)]
+    assert chapter_code == [code for _, code, skipped in python_blocks(markdown) if not skipped]
+    assert len(code_cells) == len(chapter_code) + len(extra)
+
+    def words(text: str) -> list[str]:  # prose without link targets, pictures or comments
+        text = re.sub(r"<!--.*?-->", " ", re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", text), flags=re.DOTALL)
+        return re.sub(r"\]\([^)]*\)", "]", text).split()
+
+    paragraphs = re.sub(r"```python\n.*?```", " ", markdown, flags=re.DOTALL).split("\n\n")
+    kept = [p for i, p in enumerate(paragraphs)  # drop each <!-- notebook block and the pictures it replaces
+            if not p.startswith("<!-- notebook") and not paragraphs[min(i + 1, len(paragraphs) - 1)].startswith("<!-- notebook")]
+    prose = words("\n\n".join(kept))
+    cells = words(" ".join(c["source"] for c in notebook["cells"] if c["cell_type"] == "markdown"))
+    assert [w for w in prose if w not in cells] == []
+    assert "".join(cells).find("".join(prose[:40])) >= 0  # the opening in order, verbatim
+
+
+@pytest.mark.parametrize("path", shipped_notebooks(), ids=lambda p: p.name)
+def test_pictures_are_drawn_live_or_attached(path: Path):
+    notebook = load(path)
+    chapter = chapter_of(notebook)
+    markdown = chapter.read_text(encoding="utf-8")
+    live = {p for _, pictures in notebook_only_blocks(markdown) for p in pictures}
+    attached = {}
+    for cell in notebook["cells"]:
+        for name, bundle in cell.get("attachments", {}).items():
+            attached[name] = base64.b64decode(next(iter(bundle.values())))
+    for target in IMAGE.findall(markdown):
+        picture = (chapter.parent / target).resolve()
+        if target in live:
+            assert picture.name not in attached, f"{target} is drawn live, so it need not be attached"
+        else:
+            assert attached.get(picture.name) == picture.read_bytes(), f"{target} is neither drawn live nor attached"
+        text = " ".join(c["source"] for c in notebook["cells"] if c["cell_type"] == "markdown")
+        assert target not in text  # no link a notebook folder cannot resolve
+
+
+@pytest.mark.parametrize("path", shipped_notebooks(), ids=lambda p: p.name)
+def test_notebook_runs_on_a_fresh_kernel_and_displays_its_pictures(path: Path, tmp_path, monkeypatch, request):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    markdown = chapter_of(notebook).read_text(encoding="utf-8")
+    blocks = notebook_only_blocks(markdown)
+    if any(p.endswith((".svg", ".gif")) for _, pictures in blocks for p in pictures) or "draw" in markdown:
+        request.getfixturevalue("require_svg_layout")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # CI sets Agg; a notebook shows figures inline
+    client = nbclient.NotebookClient(notebook, timeout=180, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    try:
+        client.execute()
+    except nbclient.exceptions.CellExecutionError as err:
+        pytest.fail(f"{path.name} failed on a fresh kernel:\n{err}")
+
+    for code, pictures in blocks:
+        cell = next(c for c in notebook.cells if c.cell_type == "code" and c.source.endswith(code.splitlines()[-1]))
+        shown = [set(o.get("data", {})) for o in cell.outputs if o.output_type in ("display_data", "execute_result")]
+        for picture in pictures:
+            wanted = GRAPH_DISPLAYS if picture.endswith((".svg", ".gif")) else FIGURE_DISPLAYS
+            assert any(kinds & wanted for kinds in shown), f"the cell drawing {picture} displayed {shown}"
+        graphs = sum(1 for p in pictures if p.endswith((".svg", ".gif")))
+        assert sum(1 for kinds in shown if kinds & GRAPH_DISPLAYS) >= graphs, f"{pictures}: {shown}"
+        errors = [o for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]
+        assert errors == [], f"the cell drawing {pictures} wrote to stderr: {errors}"
