@@ -46,6 +46,23 @@ def test_no_backward_draws_data_only(tmp_path, require_svg_layout):
     assert not any(t.startswith("grad") for t in texts)
 
 
+def test_html_writes_the_explorer_with_the_expression_as_its_title(tmp_path, require_svg_layout):
+    out = tmp_path / "graph.html"
+    assert main([*NEURON, "--out", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and "<title>tanh(x*w + b)</title>" in page
+    assert '"phase":"backward"' in page
+    assert main([*NEURON, "--out", str(out), "--no-backward"]) == 0
+    assert '"phase":"backward"' not in out.read_text(encoding="utf-8")
+
+
+def test_no_backward_with_animate_is_refused_in_one_line(tmp_path, capsys):
+    assert main([*NEURON, "--out", str(tmp_path / "g.svg"), "--no-backward", "--animate", str(tmp_path / "b.gif")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--no-backward" in err and "--animate" in err and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "expression",
     [

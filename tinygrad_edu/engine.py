@@ -191,6 +191,13 @@ class Value:
 
         return value_mimebundle(self, include, exclude)
 
+    def explore(self, **kwargs):
+        """Shortcut for tinygrad_edu.viz.explore(self, ...): an interactive, step-by-step explorer
+        of this graph's forward and backward pass (save it as HTML, or show it in Jupyter)."""
+        from .viz.explorer import explore
+
+        return explore(self, **kwargs)
+
 
 def _data(x) -> float:
     return x.data if type(x) is Value else x

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..expr import ExpressionError, UndefinedVariableError, compile_expression
 from ._common import CLIError, finite_float, positive_int
 
-_SUFFIXES = (".svg", ".png", ".pdf", ".dot", ".gv")
+_SUFFIXES = (".html", ".svg", ".png", ".pdf", ".dot", ".gv")
 
 
 def _assignment(text: str) -> tuple[str, float]:
@@ -32,14 +32,16 @@ def add_parser(subparsers) -> None:
         description=(
             "Evaluate an arithmetic expression (numbers, variables, + - * / **, and functions such as "
             "tanh, exp, log, relu, sigmoid), run backward, and draw the graph with Graphviz: edge colour "
-            "and width show the gradient flowing along each edge. The format follows the --out suffix."
+            "and width show the gradient flowing along each edge. The format follows the --out suffix: .html "
+            "writes an interactive explorer that steps through the forward and backward pass."
         ),
     )
     parser.add_argument("expression", help='the expression, e.g. "tanh(x*w + b)"')
     parser.add_argument("--set", dest="assignments", metavar="NAME=VALUE", action="append", default=[],
                         type=_assignment, help="give a variable its value (repeat for each variable)")
     parser.add_argument("--out", type=Path, default=Path("graph.svg"),
-                        help="output file: .svg, .png, .pdf, or .dot for the DOT source (default: graph.svg)")
+                        help="output file: .html (an interactive explorer, one offline file), .svg, .png, .pdf, "
+                             "or .dot for the DOT source (default: graph.svg)")
     parser.add_argument("--animate", type=Path, metavar="GIF", help="also save backprop, step by step, as this GIF")
     parser.add_argument("--rankdir", choices=("LR", "TB", "RL", "BT"), default="LR",
                         help="layout direction: LR (left to right, default) or TB (top to bottom)")
@@ -51,12 +53,16 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..viz.animate import animate_backward
+    from ..viz.explorer import explore
     from ..viz.graph import GraphTooLargeError, GraphvizNotFoundError, draw_graph, save_graph
 
     if args.out.suffix.lower() not in _SUFFIXES:
-        raise CLIError(f"cannot tell the format from --out {args.out}: use a name ending in .svg, .png, .pdf or .dot")
+        raise CLIError(f"cannot tell the format from --out {args.out}: use a name ending in .html, .svg, .png, .pdf "
+                       "or .dot")
     if args.animate is not None and args.animate.suffix.lower() != ".gif":
         raise CLIError(f"--animate writes a GIF: use a name ending in .gif, got {args.animate}")
+    if args.animate is not None and args.no_backward:
+        raise CLIError("--animate shows the backward pass, which --no-backward leaves out: drop one of them")
     values: dict[str, float] = {}
     for name, value in args.assignments:
         if name in values:
@@ -84,7 +90,11 @@ def run(args: argparse.Namespace) -> int:
         leaves = _leaves_by_label(out)
         print("  " + "  ".join(f"d/d{name} = {leaves[name].grad:.6g}" for name in expression.variables if name in leaves))
     try:
-        save_graph(draw_graph(out, rankdir=args.rankdir, max_nodes=args.max_nodes), args.out)
+        if args.out.suffix.lower() == ".html":
+            explore(out, rankdir=args.rankdir, max_nodes=args.max_nodes, backward=not args.no_backward,
+                    title=args.expression).save(args.out)
+        else:
+            save_graph(draw_graph(out, rankdir=args.rankdir, max_nodes=args.max_nodes), args.out)
         print(f"wrote {args.out}")
         if args.animate is not None:
             animate_backward(out, args.animate, rankdir=args.rankdir, max_nodes=args.max_nodes)

@@ -19,12 +19,10 @@ from typing import Callable, Iterable, Literal, Mapping
 import graphviz
 
 from ..engine import Value
-from ..ops import FLOAT_MATH
 from . import layout
+from .analysis import (LAYOUT_FACTOR, PARAMETER_NAME, assign_modules, collect_values, format_number, gradient_flows, health,
+                       layout_size, module_levels, module_of, node_kind, short_names)
 from .layout import GraphvizNotFoundError
-
-#: A leaf whose label looks like this (a dotted module path) is a parameter, e.g. ``layers.0.neurons.3.w.1``.
-PARAMETER_NAME = re.compile(r"^(?:[A-Za-z_]\w*|\d+)(?:\.(?:[A-Za-z_]\w*|\d+))+$")
 
 
 # Colours. Fills say what a node is; a border says whether its gradient is healthy.
@@ -41,8 +39,6 @@ _SCALE = ((0.0, (190, 200, 220)), (0.5, (240, 140, 60)), (1.0, (150, 0, 30)))
 MIN_DECADES, MAX_DECADES = 1.0, 6.0
 
 
-#: draw_graph refuses a graph whose :func:`layout_size` exceeds this many times ``max_nodes``.
-LAYOUT_FACTOR = 3
 
 
 class GraphTooLargeError(ValueError):
@@ -60,146 +56,7 @@ class DrawnGraph(graphviz.Digraph):
         return layout.svg_from_dot(self.source)
 
 
-# --- the graph -----------------------------------------------------------------------------------
-
-
-def collect_values(root: Value, limit: int | None = None) -> list[Value] | None:
-    """Every Value that ``root`` depends on, parents before children, root last (as
-    ``engine.topological_order``), but ``None`` as soon as more than ``limit`` values are found,
-    so refusing a huge graph is quick."""
-    if not isinstance(root, Value):
-        raise TypeError(f"expected a Value, got {type(root).__name__}")
-    order: list[Value] = []
-    seen: set[int] = set()
-    stack: list = [root]
-    while stack:
-        node = stack.pop()
-        if node is None:  # marker: the node below has all its parents in `order` now
-            order.append(stack.pop())
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if limit is not None and len(seen) > limit:
-            return None
-        stack.append(node)
-        stack.append(None)
-        stack.extend(node.parents)
-    return order
-
-
-def layout_size(values: list[Value]) -> int:
-    """About how many nodes dot will lay out: the drawn nodes (a record per value, one per
-    operation) plus a virtual node for every rank a long edge crosses. Ranks are longest paths
-    from the leaves, with each leaf pulled next to its first use as dot does; ``values`` lists
-    parents before children. A value used far apart (``x`` in a 100-term sum) costs much more
-    than its one node, and dot's time grows faster than this count."""
-    rank: dict[int, int] = {}
-    first_use: dict[int, int] = {}
-    for v in values:
-        if not v.is_leaf:
-            op_rank = 1 + max(rank.get(id(p), 0) for p in v.parents)
-            rank[id(v)] = op_rank + 1
-            for p in v.parents:
-                if p.is_leaf:
-                    first_use[id(p)] = min(first_use.get(id(p), op_rank), op_rank)
-    for leaf_id, use in first_use.items():
-        rank[leaf_id] = use - 1
-    size = 0
-    for v in values:
-        size += 1
-        if v.is_leaf:
-            continue
-        size += 1
-        op_rank = rank[id(v)] - 1
-        size += sum(op_rank - rank[id(p)] - 1 for p in v.parents)
-    return size
-
-
-def node_kind(v: Value) -> str:
-    """``"operation"`` for a computed node; for a leaf, ``"parameter"`` if its label is a dotted
-    module path (an nn parameter name), ``"input"`` if it has another label, else ``"constant"``."""
-    if not v.is_leaf:
-        return "operation"
-    if PARAMETER_NAME.match(v.label):
-        return "parameter"
-    return "input" if v.label else "constant"
-
-
-def module_of(name: str) -> str:
-    """The module path of a parameter name: ``layers.0.neurons.3.w.1`` -> ``layers.0.neurons.3``,
-    ``layers.0.neurons.3.b`` -> ``layers.0.neurons.3`` (trailing indices and one name dropped)."""
-    parts = name.split(".")
-    while parts and parts[-1].isdigit():
-        parts.pop()
-    return ".".join(parts[:-1])
-
-
-def _module_levels(module: str) -> list[str]:
-    """The clusters a module sits in, outermost first: every prefix ending at an index
-    (``layers.0``), then the module itself (``layers.0.neurons.3``)."""
-    parts = module.split(".")
-    levels = [".".join(parts[: i + 1]) for i, part in enumerate(parts) if part.isdigit()]
-    if not levels or levels[-1] != module:
-        levels.append(module)
-    return levels
-
-
-def _common_module(modules: Iterable[str]) -> str | None:
-    common: list[str] | None = None
-    for module in modules:
-        levels = _module_levels(module)
-        common = levels if common is None else [a for a, b in zip(common, levels) if a == b]
-    return common[-1] if common else None
-
-
-def assign_modules(values: Iterable[Value]) -> dict[Value, str | None]:
-    """The module each value belongs to, for clustering (``None``: outside every module).
-
-    A parameter belongs to its own module. A computed node belongs to the common module of the
-    parameters it uses directly, if it uses any (``w * x`` sits with ``w``'s neuron); otherwise,
-    when all its inputs are computed nodes, to their common module (``tanh`` of a neuron's sum
-    stays in that neuron; a sum over two layers' outputs goes to nothing finer than both). Inputs,
-    constants, and nodes that mix in an input or constant without a parameter (a loss
-    ``out - y``), belong to no module. ``values`` must list parents before children.
-    """
-    assigned: dict[Value, str | None] = {}
-    for v in values:
-        kind = node_kind(v)
-        if kind == "parameter":
-            assigned[v] = module_of(v.label) or None
-        elif kind != "operation":
-            assigned[v] = None
-        else:
-            params = [assigned[p] for p in v.parents if p.is_leaf and assigned[p] is not None]
-            if params:
-                assigned[v] = _common_module(params)
-            elif all(not p.is_leaf and assigned[p] is not None for p in v.parents):
-                assigned[v] = _common_module(assigned[p] for p in v.parents)
-            else:
-                assigned[v] = None
-    return assigned
-
-
-def gradient_flows(v: Value, grad: float | None = None) -> tuple[float, ...]:
-    """How much gradient flows from ``v`` into each of its parents (one entry per parent slot):
-    ``|vjp contribution|``, by the rule of ``v.op`` applied to ``grad`` (default ``v.grad``).
-    NaN where the derivative is undefined there."""
-    if v.is_leaf:
-        return ()
-    g = v.grad if grad is None else grad
-    try:
-        local = v.op.vjp(FLOAT_MATH, g, v.data, *[p.data for p in v.parents])
-    except (ArithmeticError, ValueError):
-        return (math.nan,) * len(v.parents)
-    return tuple(abs(x) for x in local)
-
-
 # --- styling helpers -----------------------------------------------------------------------------
-
-
-def _num(x: float, digits: int) -> str:
-    return f"{x:.{digits}g}"
 
 
 def _record_escape(text: str) -> str:
@@ -237,7 +94,7 @@ def _edge_style(flow: float, scale: tuple[float, float], digits: int) -> dict[st
     if math.isnan(flow):
         return {"color": EXPLODING_COLOR, "style": "dotted", "tooltip": "gradient flow: undefined (NaN)"}
     t = _flow_position(flow, scale)
-    tip = f"gradient flow {_num(flow, digits)}"
+    tip = f"gradient flow {format_number(flow, digits)}"
     if t is None:
         return {"color": ZERO_FLOW_COLOR, "style": "dashed", "penwidth": "0.7", "tooltip": tip}
     return {"color": _color_at(t), "penwidth": f"{0.8 + 3.2 * t:.2f}", "tooltip": tip}
@@ -249,14 +106,6 @@ def _edge_attrs(use_color: bool, flow: float | None, scale: tuple[float, float],
     if flow is None:  # no gradient has reached this edge yet (a frame of an animation)
         return {"color": PENDING_COLOR}
     return _edge_style(flow, scale, digits)
-
-
-def _health(g: float, vanishing: float, exploding: float) -> str | None:
-    if math.isnan(g) or abs(g) > exploding:
-        return "exploding"
-    if abs(g) < vanishing:
-        return "vanishing"
-    return None
 
 
 def _health_attrs(state: str) -> dict[str, str]:
@@ -274,7 +123,7 @@ def _legend(scale: tuple[float, float] | None, digits: int, kinds: Iterable[str]
             magnitude = scale[0] * 10 ** (-scale[1] * (1.0 - t))
             rows.append(
                 f'<TR><TD BGCOLOR="{_color_at(t)}" WIDTH="{int(10 + 20 * t)}"> </TD>'
-                f'<TD ALIGN="LEFT">{"≤ " if t == 0 else ""}{_num(magnitude, 2)}</TD></TR>'
+                f'<TD ALIGN="LEFT">{"≤ " if t == 0 else ""}{format_number(magnitude, 2)}</TD></TR>'
             )
         rows.append(f'<TR><TD BGCOLOR="{ZERO_FLOW_COLOR}"> </TD><TD ALIGN="LEFT">0 (dashed)</TD></TR>')
     for kind in kinds:
@@ -283,28 +132,6 @@ def _legend(scale: tuple[float, float] | None, digits: int, kinds: Iterable[str]
         rows.append(f'<TR><TD BORDER="2" COLOR="{VANISHING_COLOR}"> </TD><TD ALIGN="LEFT">vanishing grad (≈ 0)</TD></TR>')
         rows.append(f'<TR><TD BORDER="2" COLOR="{EXPLODING_COLOR}"> </TD><TD ALIGN="LEFT">exploding grad</TD></TR>')
     return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2">' + "".join(rows) + "</TABLE>>"
-
-
-def _short_names(values: list[Value], digits: int, limit: int = 24) -> dict[Value, str]:
-    """A readable name per value: its label, else its formula from the primitive table when short
-    (``(x * w)``), else ''. Constants show their number."""
-    names: dict[Value, str] = {}
-    for v in values:
-        if v.label:
-            names[v] = v.label
-        elif v.is_leaf:
-            names[v] = _num(v.data, digits)
-        else:
-            args = [names[p] for p in v.parents]
-            if all(args) and v.op.arity != -1:
-                op = v.op
-                if op.symbol is None and op.prefix is None and op.postfix is None:  # a call: drop (..) inside f(..)
-                    args = [a[1:-1] if a.startswith("(") and a.endswith(")") else a for a in args]
-                text = op.format(*args)
-                names[v] = text if len(text) <= limit else ""
-            else:
-                names[v] = ""
-    return names
 
 
 # --- drawing -------------------------------------------------------------------------------------
@@ -430,7 +257,7 @@ def draw_graph(
     dot = _new_digraph("computation_graph", rankdir, title)
     dot.attr("edge", arrowsize="0.6")
 
-    names = _short_names(values, digits)
+    names = short_names(values, digits)
     ids = {id(v): f"v{i}" for i, v in enumerate(values)}
     horizontal = rankdir in ("LR", "RL")
     kinds_seen: list[str] = []
@@ -443,17 +270,17 @@ def draw_graph(
             kinds_seen.append(kind)
         fields = [_record_escape(names[v])]
         if show_data:
-            fields.append(f"data {_num(v.data, digits)}")
+            fields.append(f"data {format_number(v.data, digits)}")
         g = grad_of(v)
         if show_grad and any_grad:
-            text = _num(g, digits) if g is not None else ""
+            text = format_number(g, digits) if g is not None else ""
             if grads is not None:  # frames of an animation: a fixed-width field keeps the layout still
                 text = text.ljust(digits + 5, "\u2007")  # figure space: as wide as a digit
             fields.append(f"grad {text}")
         label = " | ".join(fields)
         attrs = {"shape": "record", "style": "filled", "fillcolor": FILL[kind], "label": "{" + label + "}" if horizontal else label}
         tooltip = f"{kind}: data {v.data!r}" + (f", grad {g!r}" if g is not None else "")
-        state = _health(g, vanishing, exploding) if (g is not None and kind != "constant") else None
+        state = health(g, vanishing, exploding) if (g is not None and kind != "constant") else None
         if state is not None:
             any_health = True
             attrs.update(_health_attrs(state))
@@ -497,14 +324,16 @@ def draw_graph(
     return dot
 
 
-def _emit_clusters(dot: graphviz.Digraph, statements: Mapping[str | None, list[tuple[str, str, dict]]]) -> None:
-    """Write node statements into nested ``cluster_`` subgraphs, one per module level."""
+def _emit_clusters(dot: graphviz.Digraph, statements: Mapping[str | None, list[tuple[str, str, dict]]],
+                   ids: Mapping[str, str] | None = None) -> None:
+    """Write node statements into nested ``cluster_`` subgraphs, one per module level; ``ids``
+    gives some modules' frames an SVG id."""
     tree: dict = {}
     for module in statements:
         if module is None:
             continue
         branch = tree
-        for level in _module_levels(module):
+        for level in module_levels(module):
             branch = branch.setdefault(level, {})
 
     def emit(graph: graphviz.Digraph, module: str | None, children: dict, parent: str | None) -> None:
@@ -514,6 +343,8 @@ def _emit_clusters(dot: graphviz.Digraph, statements: Mapping[str | None, list[t
             with graph.subgraph(name="cluster_" + re.sub(r"\W", "_", child)) as sub:
                 shown = child[len(parent) + 1:] if parent and child.startswith(parent + ".") else child
                 sub.attr(label=shown, style="rounded,dashed", color="#9a9a9a", fontcolor="#555555", fontsize="10")
+                if ids and child in ids:
+                    sub.attr(id=ids[child])
                 emit(sub, child, grandchildren, child)
 
     emit(dot, None, tree, None)
@@ -554,7 +385,7 @@ def draw_collapsed(
     def group_of(v: Value) -> str | None:
         module = modules[v]
         if module is not None:
-            return module if level == "neuron" else _module_levels(module)[0]
+            return module if level == "neuron" else module_levels(module)[0]
         kind = node_kind(v)
         if kind == "constant":
             return None
@@ -610,8 +441,8 @@ def draw_collapsed(
         attrs = {"shape": "record", "style": "filled", "fillcolor": FILL[kind]}
         if info["params"] and has_grad:
             norm = math.sqrt(info["sq"])
-            fields.append(f"grad norm {_num(norm, digits)}")
-            state = _health(norm, vanishing, exploding)
+            fields.append(f"grad norm {format_number(norm, digits)}")
+            state = health(norm, vanishing, exploding)
             if state is not None:
                 any_health = True
                 attrs.update(_health_attrs(state))
@@ -632,7 +463,7 @@ def _collapsed_parent(module: str, level: str) -> str | None:
     """The cluster a collapsed box is drawn in: a neuron inside its layer, a layer at top level."""
     if level == "layer":
         return None
-    levels = _module_levels(module)
+    levels = module_levels(module)
     return levels[-2] if len(levels) > 1 else None
 
 
