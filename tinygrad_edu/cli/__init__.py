@@ -1,18 +1,23 @@
 """The ``tinygrad-edu`` command. Each public module of this package is one subcommand: it
 defines ``add_parser(subparsers)``, which registers its arguments and sets ``func`` to its runner.
+
+Importing this module imports nothing else (and ``tinygrad_edu`` loads its names on first use), so
+the command is inside :func:`main`'s ``try`` almost at once: Ctrl-C while the subcommands and
+NumPy and matplotlib are still loading prints one line, not a traceback.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import sys
-from typing import Sequence
-
-from ._common import CLIError, OneLineParser
 
 
-def build_parser() -> OneLineParser:
+def build_parser():
+    """The ``tinygrad-edu`` argument parser, with every subcommand (imports them all)."""
+    import importlib
+    import pkgutil
+
+    from ._common import OneLineParser
+
     parser = OneLineParser(
         prog="tinygrad-edu",
         description="tinygrad_edu: a scalar autograd engine you can read, see and test.",
@@ -27,13 +32,22 @@ def build_parser() -> OneLineParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the command line; user errors print one line on stderr and return exit code 2, and
     Ctrl-C (even while the subcommands are still being imported) one line and exit code 130."""
-    command = "tinygrad-edu"
     try:
-        args = build_parser().parse_args(argv)
-        command = f"tinygrad-edu {args.command}"
+        return _run(argv)
+    except KeyboardInterrupt:  # before a subcommand was chosen
+        print("tinygrad-edu: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(argv: list[str] | None) -> int:
+    from ._common import CLIError
+
+    args = build_parser().parse_args(argv)
+    command = f"tinygrad-edu {args.command}"
+    try:
         return args.func(args) or 0
     except CLIError as err:
         print(f"{command}: error: {err}", file=sys.stderr)
@@ -45,6 +59,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return 130
+
+
+def __getattr__(name: str):
+    if name == "CLIError":  # loaded on first use, like everything else here
+        from ._common import CLIError
+
+        return CLIError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["main", "build_parser", "CLIError"]

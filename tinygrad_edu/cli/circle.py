@@ -155,7 +155,10 @@ def draw_sample_graph(model: nn.Module, objective: train.Objective, x, target: f
     loss.backward()
     try:
         return save_graph(draw_graph(loss, cluster=True), path)
-    except (GraphvizNotFoundError, GraphTooLargeError) as err:
+    except GraphvizNotFoundError as err:  # the message names the file and what was written instead
+        print(f"warning: {err}", file=sys.stderr)
+        return None
+    except GraphTooLargeError as err:
         print(f"warning: {path.name} not drawn: {err}", file=sys.stderr)
         return None
     finally:
