@@ -102,3 +102,10 @@ def test_svg_file_is_written_atomically(tmp_path, any_layout, monkeypatch):
 def test_unknown_suffix(tmp_path):
     with pytest.raises(ValueError, match=".svg, .png, .pdf or .dot"):
         layout.render_to_file(SOURCE, tmp_path / "g.jpeg")
+
+
+def test_a_long_graphviz_error_is_cut_to_one_short_line(require_dot):
+    with pytest.raises(layout.LayoutError) as info:
+        layout.svg_from_dot("digraph { a -> " + "b" * 10000 + " [[[ }")
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 300

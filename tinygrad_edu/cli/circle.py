@@ -17,6 +17,7 @@ import numpy as np
 from .. import Value, data, nn, optim, train
 from ..serialize import save_model
 from ..viz import GraphTooLargeError, GraphvizNotFoundError, draw_graph, plots, save_graph
+from ..viz.layout import LayoutError
 from ._common import CLIError, finish_outputs, fraction, non_negative_float, non_negative_int, positive_float, positive_int
 
 LR_HELP = (
@@ -157,6 +158,9 @@ def draw_sample_graph(model: nn.Module, objective: train.Objective, x, target: f
         return save_graph(draw_graph(loss, cluster=True), path)
     except GraphvizNotFoundError as err:  # the message names the file and what was written instead
         print(f"warning: {err}", file=sys.stderr)
+        return None
+    except LayoutError as err:
+        print(f"warning: {path.name} not drawn: {err}", file=sys.stderr)
         return None
     except GraphTooLargeError as err:
         print(f"warning: {path.name} not drawn: {err}", file=sys.stderr)

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from ..viz.animate import animate_backward
     from ..viz.explorer import explore
     from ..viz.graph import GraphTooLargeError, GraphvizNotFoundError, draw_graph, save_graph
+    from ..viz.layout import LayoutError
 
     if args.out.suffix.lower() not in _SUFFIXES:
         raise CLIError(f"cannot tell the format from --out {args.out}: use a name ending in .html, .svg, .png, .pdf "
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"wrote {args.animate}")
     except GraphTooLargeError as err:
         raise CLIError(f"too large to draw quickly: {err.reason}; pass a larger --max-nodes to wait for dot anyway") from None
-    except GraphvizNotFoundError as err:
+    except (GraphvizNotFoundError, LayoutError) as err:
         raise CLIError(str(err)) from None
     return 0
 

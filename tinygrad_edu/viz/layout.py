@@ -39,11 +39,16 @@ def find_dot() -> str | None:
     return shutil.which("dot")
 
 
+def _first_line(text: str, limit: int = 200) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def _run_dot(dot: str, source: str, fmt: str) -> bytes:
     done = subprocess.run([dot, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True)
     if done.returncode != 0:
         message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise LayoutError(f"dot failed: {message[0] if message else f'exit code {done.returncode}'}")
+        raise LayoutError(f"dot failed: {_first_line(message[0]) if message else f'exit code {done.returncode}'}")
     return done.stdout
 
 
@@ -65,7 +70,7 @@ class _Wasm:
                 return cls.backend.render(source, format="svg")
             except RenderError as err:
                 cls.backend = None  # a failed render can leave the instance unusable: start afresh next time
-                raise LayoutError(f"Graphviz could not lay the graph out: {err}") from None
+                raise LayoutError(f"Graphviz could not lay the graph out: {_first_line(str(err))}") from None
 
     @classmethod
     def _load(cls) -> None:
