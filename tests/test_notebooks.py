@@ -93,6 +93,28 @@ def test_notebook_has_the_chapters_code_in_order_and_its_prose(path: Path):
 
 
 @pytest.mark.parametrize("path", shipped_notebooks(), ids=lambda p: p.name)
+def test_notebook_names_what_it_imports_beyond_the_package(path: Path):
+    """A module that ``pip install tinygrad_edu`` does not bring (hypothesis, pytest) is named in
+    the first cell with what to install, so "Run all" fails for no unexplained reason."""
+    from importlib import metadata
+
+    notebook = load(path)
+    runtime = {re.match(r"[A-Za-z0-9._-]+", r)[0].lower().replace("_", "-")
+               for r in metadata.requires("tinygrad_edu") or [] if "extra ==" not in r}
+    provided = metadata.packages_distributions()
+    imported = set()
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            imported |= set(re.findall(r"^\s*(?:from|import) ([A-Za-z_]\w*)", cell["source"], flags=re.MULTILINE))
+    outside = sorted(m for m in imported - set(sys.stdlib_module_names) - {"tinygrad_edu"}
+                     if not any(d.lower().replace("_", "-") in runtime for d in provided.get(m, [m])))
+    header = notebook["cells"][0]["source"]
+    assert [m for m in outside if f"imports {m}" not in header and f", {m}" not in header] == []
+    if not outside:
+        assert "also imports" not in header
+
+
+@pytest.mark.parametrize("path", shipped_notebooks(), ids=lambda p: p.name)
 def test_pictures_are_drawn_live_or_attached(path: Path):
     notebook = load(path)
     chapter = chapter_of(notebook)

@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import ast
 import base64
-import hashlib
 import json
 import re
 import sys
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +51,7 @@ SKIP_MARKER = "<!-- skip-test -->"
 NOTEBOOK_OPEN, NOTEBOOK_CLOSE = "<!-- notebook", "-->"
 NOT_CHAPTERS = {"index.md": "the home page", "api.md": "the API reference, generated from docstrings"}
 MEDIA = {".png": "image/png", ".gif": "image/gif", ".svg": "image/svg+xml", ".jpg": "image/jpeg"}
+DEVELOPER_EXTRAS = {"dev", "bench", "docs"}  # not offered to a learner for a chapter's imports
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
@@ -244,6 +245,41 @@ def _example_source(path: Path, names: list[str]) -> str:
     return "\n".join([comment, *header, "", "\n\n".join(body), ""])
 
 
+def extra_requirements(code: list[str]) -> dict[str, str]:
+    """The modules this code imports that the package does not install, each with what ``pip
+    install`` needs for it: an extra
+    of tinygrad_edu that provides one (``'tinygrad_edu[testing]'``), else the distribution's name
+    (extras for developers only, like ``dev``, are not offered to a learner)."""
+    modules = sorted({alias.name.split(".")[0] for text in code for node in ast.walk(ast.parse(text))
+                      if isinstance(node, ast.Import) for alias in node.names}
+                     | {node.module.split(".")[0] for text in code for node in ast.walk(ast.parse(text))
+                        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0})
+    runtime: set[str] = set()
+    extras: dict[str, list[str]] = {}
+    for requirement in metadata.requires("tinygrad_edu") or []:
+        name = _normalize(re.match(r"[A-Za-z0-9._-]+", requirement)[0])
+        extra = re.search(r"extra\s*==\s*[\"'](\w+)[\"']", requirement)
+        if extra is None:
+            runtime.add(name)
+        elif extra[1] not in DEVELOPER_EXTRAS:
+            extras.setdefault(name, []).append(extra[1])
+    distributions = metadata.packages_distributions()
+    needs: dict[str, str] = {}
+    for module in modules:
+        if module in sys.stdlib_module_names or module == "tinygrad_edu":
+            continue
+        dists = [_normalize(d) for d in distributions.get(module, [module])]
+        if any(d in runtime for d in dists):
+            continue
+        extra = next((extras[d][0] for d in dists if d in extras), None)
+        needs[module] = f"'tinygrad_edu[{extra}]'" if extra else distributions.get(module, [module])[0]
+    return needs
+
+
+def _normalize(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
 # --- the notebook ---------------------------------------------------------------------------------
 
 
@@ -288,10 +324,13 @@ def build(chapter: Chapter, root: Path = ROOT, repo_url: str | None = None) -> d
         cells.append({"cell_type": "code", "execution_count": None, "id": f"{len(cells)}",
                       "metadata": {}, "outputs": [], "source": text})
 
+    parts = segments(page.read_text(encoding="utf-8"))
+    needs = extra_requirements([seg.text for seg in parts if seg.kind == "code" and not seg.skipped])
     markdown(f"*This notebook is chapter `docs/{chapter.page}` of the tinygrad_edu tutorial, generated from "
              "the same Markdown as the docs. Run the cells from top to bottom (Shift+Enter), change a number "
-             "and run again.*")
-    for seg in segments(page.read_text(encoding="utf-8")):
+             "and run again.*" + (f" *This chapter also imports {', '.join(needs)}: `pip install {' '.join(sorted(set(needs.values())))}`.*"
+                                  if needs else ""))
+    for seg in parts:
         if seg.kind == "markdown":
             markdown(seg.text)
         elif seg.kind == "code" and not seg.skipped:
