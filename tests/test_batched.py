@@ -301,7 +301,7 @@ def test_rules_come_from_the_table():
 def slot_kinds(tape):
     """(op name, 'view' | 'broadcast' | 'gather') for every input slot of every group."""
     kinds = []
-    for g in tape._groups:
+    for g in tape.layout.groups:
         for view in g.views:
             if view is None:
                 kinds.append((g.op.name, "gather"))
@@ -333,7 +333,7 @@ def test_broadcast_slots_that_need_a_gradient_sum_over_the_broadcast_axis():
     rows = np.c_[np.random.default_rng(1).uniform(-1, 1, (9, 3)), np.arange(9) % 2]
     tape = trace(fn, rows[0], model.parameters())
     grad_broadcast = [
-        g for g in tape._groups for k, view in enumerate(g.views)
+        g for g in tape.layout.groups for k, view in enumerate(g.views)
         if view is not None and g.grad_slots[k] and any(s == 0 and n > 1 for s, n in zip(view[1], g.shape))
     ]
     assert grad_broadcast, "expected a broadcast slot that a gradient flows into"
@@ -410,30 +410,30 @@ def test_the_compiled_step_equals_the_group_by_group_replay_bit_for_bit():
     assert kinds == {"view", "broadcast", "gather"}
     plan = tape._inputs_plan(rows)
     with np.errstate(all="raise"):
-        tape._run_forward(plan)
+        tape.run_forward(plan)
         V = plan.V.copy()
-        tape._replay_forward(plan)
+        tape.replay_forward(plan)
         assert np.array_equal(plan.V, V)
-        tape._seed(plan, None, 0.25)
+        tape.seed(plan, None, 0.25)
         plan.run_backward()
         G = plan.G.copy()
-        tape._replay_backward(plan, None, 0.25)
+        tape.replay_backward(plan, None, 0.25)
         assert np.array_equal(plan.G, G) and G[: len(params)].any()
         # Both passes in one function, results read whole kept in local variables: same bits
         # where it matters (the parameters' gradients and the output).
         plan.V.fill(np.nan)
         plan.inputs_view[...] = rows.T
-        tape._load_params(plan)
-        plan.V[tape._const_rows] = tape._const_data[:, None]
-        tape._seed(plan, None, 0.25)
+        tape.load_params(plan)
+        plan.V[tape.layout.const_rows] = tape.layout.const_data[:, None]
+        tape.seed(plan, None, 0.25)
         plan.run_step()
         assert np.array_equal(plan.param_grads, G[: len(params)])
-        assert np.array_equal(plan.first_output, V[tape._output_rows[0]])
+        assert np.array_equal(plan.first_output, V[tape.layout.output_rows[0]])
     source = plan.source
     assert "for " not in source and "while " not in source  # straight-line code
     step = source[source.index("def run_step"):]
     assert step.count("[...] =") < source[:source.index("def run_backward")].count("[...] =")  # fewer stores
-    assert "gl" in step  # gradients kept local
+    assert "d_" in step and "G_" in step  # gradients kept local
     assert_matches_scalar(fn, rows, params)
 
 
@@ -497,7 +497,7 @@ def test_a_stacked_sum_adds_left_to_right_like_the_scalar_engine(batch):
         want.append(total + b.data)
     assert tape.forward(x[:, None]).tolist() == want
     if batch > 1:  # the sum's leading products are read as one block and reduced in one call
-        assert any(type(fm).__name__ == "_StackedMath" for _, fm, *_ in tape._plan(batch).forward)
+        assert any(type(step.math).__name__ == "StackedMath" for step in tape.plan(batch).forward)
 
 
 # train.fit's array loop (batched.Trainer) ---------------------------------------------------
@@ -621,9 +621,9 @@ def test_large_batches_store_every_result_and_still_match():
     ws = [Value(0.1 * (i - 10), f"w{i}") for i in range(20)]
     tape = trace(lambda x: vsum([w * x for w in ws]).tanh(), [1.0], ws)
     x = np.linspace(-0.5, 1, 1000)
-    source = tape._plan(1000).source
-    assert "gl" not in source and " v0 = " not in source
-    assert "gl" in tape._plan(8).source  # small batches do
+    source = tape.plan(1000).source
+    assert "    mul0 = " not in source and "d_mul0" not in source  # results and gradients in V and G
+    assert "    mul0 = " in tape.plan(8).source  # small batches keep them in locals
     for w in ws:
         w.grad = 0.0
     loss = tape.mean_backward(x[:, None])

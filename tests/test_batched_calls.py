@@ -61,18 +61,18 @@ def circle_step_calls(batch: int = 32) -> list[str]:
     X, y = rng.normal(size=(batch, 2)), (rng.random(batch) < 0.5).astype(float)
     tape = batched.trace(lambda x0, x1, t: objective.sample_loss(model, [x0, x1], t), [*X[0], y[0]],
                          model.parameters())
-    plan = batched._Plan(tape, batch, zeros=lambda shape: np.zeros(shape).view(Counted))
+    plan = batched.Plan(tape.layout, batch, zeros=lambda shape: np.zeros(shape).view(Counted))
     plan.inputs_view.view(np.ndarray)[...] = np.vstack([X.T, y])
-    params = np.array([p.data for p in tape._used_params])
+    params = np.array([p.data for p in tape.used_params])
     grads = np.empty_like(params)
-    tape._mean_loss_and_grads(plan, params, grads)  # a first step: any one-off work
+    tape.mean_step(plan, params, grads)  # a first step: any one-off work
     Counted.log = []
-    loss = tape._mean_loss_and_grads(plan, params, grads)
+    loss = tape.mean_step(plan, params, grads)
     calls, Counted.log = Counted.log, []
     # the counted step computed the real thing
     model.zero_grad()
     assert loss == pytest.approx(batched.Tape.mean_backward(tape, np.column_stack([X, y])), rel=1e-12)
-    np.testing.assert_allclose(grads, [p.grad for p in tape._used_params], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(grads, [p.grad for p in tape.used_params], rtol=1e-12, atol=1e-15)
     return calls
 
 

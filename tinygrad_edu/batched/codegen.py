@@ -1,0 +1,206 @@
+"""Code generation: a :class:`~.plan.Plan` written out as straight-line Python, one line per rule
+call, store and gradient add, every rule, view and helper bound as a default argument (a local),
+so a step runs no loop and looks nothing up. Each group's result is named after its primitive and
+its place in the tape (``relu2``: the tape's third group, a ``relu``), its gradient ``d_relu2``,
+and each view after the rows it reads (``p_0_16``: parameter rows 0 to 16; ``G_x_0_2``: the
+gradient rows of inputs 0 and 1), as :meth:`Tape.show <tinygrad_edu.batched.Tape.show>` lists them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+import numpy as np
+
+from .layout import Group, Layout
+from .numpy_math import TAPE_MATH
+from .plan import Plan, StackedMath
+
+__all__ = ["compile_plan", "group_names", "describe_rows", "describe_slot"]
+
+
+def group_names(layout: Layout) -> list[str]:
+    """Each group's name: its primitive and its index in the tape (``mul0``, ``sum1``, ``relu2``)."""
+    return [f"{_ident(g.op)}{i}" for i, g in enumerate(layout.groups)]
+
+
+def _ident(op) -> str:
+    if getattr(op, "exponent", None) is not None:
+        return "pow_c"
+    return re.sub(r"\W+", "_", op.name).strip("_") or "op"
+
+
+def describe_rows(layout: Layout, rows: np.ndarray, names: list[str] | None = None) -> str:
+    """What ``rows`` (a slot's rows, in member order) hold: ``p[0:16]`` (parameters), ``x[1]``
+    (an input), ``c[0]`` (a constant), ``relu2`` (all of a group's output, in its order),
+    ``mul0[8:16]``; ``[i, j, ...]`` for other patterns."""
+    names = names if names is not None else group_names(layout)
+    rows = np.asarray(rows).reshape(-1)
+    lo, hi = int(rows.min()), int(rows.max())
+    P, I = len(layout.params), layout.num_inputs
+    regions = [("p", 0, P, False), ("x", P, P + I, False), ("c", P + I, P + I + len(layout.const_rows), False)]
+    regions += [(names[i], g.lo, g.hi, True) for i, g in enumerate(layout.groups)]
+    for name, start, end, is_group in regions:
+        if start <= lo and hi < end:
+            offsets = rows - start
+            if is_group and len(offsets) == end - start and np.array_equal(offsets, np.arange(end - start)):
+                return name
+            if np.all(offsets == offsets[0]):
+                return f"{name}[{offsets[0]}]"
+            if np.array_equal(offsets, np.arange(offsets[0], offsets[0] + len(offsets))):
+                return f"{name}[{offsets[0]}:{offsets[0] + len(offsets)}]"
+            shown = ", ".join(map(str, offsets[:6].tolist())) + (", ..." if len(offsets) > 6 else "")
+            return f"{name}[{shown}]"
+    return "rows[" + ", ".join(map(str, rows[:6].tolist())) + "]"
+
+
+def describe_slot(layout: Layout, g: Group, k: int, names: list[str] | None = None) -> str:
+    """What slot ``k`` of group ``g`` reads (:func:`describe_rows`), a slot that every member along
+    some axis reads alike (a broadcast, stride 0) shown once per distinct row, marked ``[...]``."""
+    view, rows = g.views[k], g.slots[k]
+    if view is None or not any(s == 0 and n > 1 for s, n in zip(view[1], g.shape)):
+        return describe_rows(layout, rows, names)
+    table = rows.reshape(g.shape)
+    for axis, (s, n) in enumerate(zip(view[1], g.shape)):
+        if s == 0 and n > 1:
+            table = table.take([0], axis=axis)
+    return describe_rows(layout, table, names) + "[...]"
+
+
+def compile_plan(plan: Plan) -> tuple[str, Callable, Callable, Callable]:
+    """Python source for ``plan``'s step and the three functions it defines: ``run_forward()`` and
+    ``run_backward()`` (every value and gradient in ``V`` and ``G``), and ``run_step()``, both
+    passes in one function, where (for small batches) a group's result that is only ever read whole
+    (by slots laid out as the group itself) stays a local variable: no store, and its gradient is
+    the sum of its consumers' contributions, no zeroed rows to add into."""
+    layout, V = plan.layout, plan.V
+    names = group_names(layout)
+    reserved = set(names) | {f"d_{n}" for n in names}  # the locals of run_step
+    env: dict[str, Any] = {}
+    bound: dict[int, str] = {}
+
+    def bind(obj, name: str) -> str:
+        """The local name of ``obj`` in the generated code (``name``, made unique)."""
+        got = bound.get(id(obj))
+        if got is None:
+            got = name = re.sub(r"\W+", "_", name).strip("_")
+            if name in reserved:  # a view of a whole group's output, not the group's local result
+                got = name = name + "_view"
+            n = 1
+            while got in env:
+                n += 1
+                got = f"{name}_{n}"
+            bound[id(obj)] = got
+            env[got] = obj
+        return got
+
+    groups = layout.groups
+    index = {id(g): i for i, g in enumerate(groups)}
+    owner = np.full(V.shape[0], -1)
+    for i, g in enumerate(groups):
+        owner[g.lo:g.hi] = i
+    output_rows = layout.output_rows
+
+    def slot_name(g: Group, k: int, prefix: str = "") -> str:
+        return prefix + describe_slot(layout, g, k, names)
+
+    # exact[i][k]: the group whose whole output slot k of group i reads in its own layout, or None.
+    exact: list[list[int | None]] = []
+    in_V = set(owner[output_rows].tolist())  # results that must be stored in V
+    for step in plan.forward:
+        g = step.group
+        if g is None:
+            continue
+        stacked = len(step.math.members) if isinstance(step.math, StackedMath) else 0
+        row = []
+        for k in range(len(g.views)):
+            p = owner[g.slots[k][0]] if k >= stacked else -1
+            p = int(p) if p >= 0 and g.reads_whole(k, groups[p]) else None
+            row.append(p)
+            if p is None:
+                in_V.update(owner[g.slots[k]].tolist())
+        exact.append(row)
+    in_V.discard(-1)
+    # Gradients kept local: every contribution is a plain add from a slot that reads it whole.
+    contributions = [0] * len(groups)
+    in_G = set(owner[output_rows].tolist())
+    for step in plan.backward:
+        i = index[id(step.group)]
+        for k, _ in step.plain:
+            if exact[i][k] is None:
+                in_G.update(owner[step.group.slots[k]].tolist())
+            else:
+                contributions[exact[i][k]] += 1
+        for add in step.other:
+            for k in add.slots:
+                in_G.update(owner[step.group.slots[k]].tolist())
+    in_G.update(i for i, n in enumerate(contributions) if n == 0)
+
+    def arg_names(i: int, g: Group, args: tuple, local: bool) -> list[str]:
+        return [names[exact[i][k]] if local and exact[i][k] is not None else bind(a, slot_name(g, k))
+                for k, a in enumerate(args)]
+
+    def comment(i: int, g: Group) -> str:
+        reads = ", ".join(describe_slot(layout, g, k, names) for k in range(len(g.slots)))
+        return f"# {names[i]}: {g.op.name} of {reads}; {g.size} node{'s' if g.size > 1 else ''} as {g.shape}"
+
+    def forward_lines(local: bool) -> list[str]:
+        lines = []
+        for step in plan.forward:
+            g = step.group
+            if g is None:  # a gathered slot
+                Vb, rows = step.args
+                lines.append(f"{bind(step.out, 'gathered')}[...] = {bind(Vb, 'V')}.take({bind(rows, 'rows')}, 0)")
+                continue
+            i = index[id(g)]
+            math = bind(step.math, "m" if step.math is TAPE_MATH else f"m_{names[i]}")
+            call = f"{bind(step.rule, _ident(g.op) + '_forward')}({', '.join([math] + arg_names(i, g, step.args, local))})"
+            lines.append(comment(i, g))
+            if not local:
+                lines.append(f"{bind(step.out, 'V_' + names[i])}[...] = {call}")
+            else:
+                lines.append(f"{names[i]} = {call}")
+                if i in in_V:
+                    lines.append(f"{bind(step.out, 'V_' + names[i])}[...] = {names[i]}")
+        return lines
+
+    def backward_lines(local: bool) -> list[str]:
+        lines = []
+        started = set()
+        for step in plan.backward:
+            g = step.group
+            i = index[id(g)]
+            gname = f"d_{names[i]}" if local and i not in in_G else bind(step.grad, "G_" + names[i])
+            oname = names[i] if local else bind(step.out, "V_" + names[i])
+            call = (f"{bind(step.vjp, _ident(g.op) + '_vjp')}"
+                    f"({', '.join([bind(TAPE_MATH, 'm'), gname, oname] + arg_names(i, g, step.args, local))})")
+            used = step.used
+            d = [f"d{k}" for k in range(len(step.args))]
+            lines.append(f"# {names[i]} backward: the gradients of its inputs")
+            lines.append(", ".join(d[k] if k in used else "_" for k in range(len(step.args))) + ", = " + call)
+            for k, t in step.plain:
+                p = exact[i][k]
+                if not local or p is None or p in in_G:
+                    lines.append(f"{bind(t, slot_name(g, k, 'G_'))} += {d[k]}")
+                elif p in started:
+                    lines.append(f"d_{names[p]} = d_{names[p]} + {d[k]}")
+                else:
+                    lines.append(f"d_{names[p]} = {d[k]}")
+                    started.add(p)
+            for add in step.other:
+                lines += add.code(d, lambda obj, prefix: bind(obj, f"{prefix}_{names[i]}"))
+        return lines
+
+    # Locals only while the arrays are small: a live temporary larger than glibc's mmap threshold
+    # (128 KiB) is fresh, page-faulting memory each call (the step gets 1.5-4x slower), where a
+    # stored one is freed at once and its memory reused.
+    local = max(g.size for g in groups) * V.shape[1] * 8 <= 128 * 1024 if groups else False
+    bodies = {"run_forward": forward_lines(False), "run_backward": backward_lines(False),
+              "run_step": forward_lines(local) + backward_lines(local)}
+    defaults = ", ".join(f"{name}={name}" for name in env)
+    source = "\n".join(line for name, body in bodies.items()
+                       for line in [f"def {name}({defaults}):", *("    " + b for b in body or ["pass"])])
+    namespace = dict(env)
+    exec(compile(source, "<tinygrad_edu.batched step>", "exec"), namespace)
+    return source, *(namespace[name] for name in bodies)

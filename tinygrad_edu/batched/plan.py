@@ -1,0 +1,298 @@
+"""The plan: a laid-out tape bound to buffers for one batch size, every view made once, and the
+step spelled out as data: a list of :class:`ForwardStep` and one of :class:`BackwardStep`.
+
+:mod:`.codegen` turns a plan into straight-line Python; :func:`interpret_forward` and
+:func:`interpret_backward` run the same lists one step at a time, the reference the generated
+code is tested against and what the tape replays on a floating-point error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .layout import Group, Layout, distinct, strided
+from .numpy_math import ARITHMETIC_ERRORS, TAPE_MATH, NumpyMath
+
+__all__ = ["Plan", "ForwardStep", "BackwardStep", "interpret_forward", "interpret_backward"]
+
+
+@dataclass(eq=False)
+class ForwardStep:
+    """``out[...] = rule(math, *args)``: a group's forward rule on its argument views (``group``
+    set), or the gathering of a slot whose rows are no strided view (``group`` None)."""
+
+    rule: Callable
+    math: NumpyMath
+    out: np.ndarray
+    args: tuple
+    group: Group | None
+
+
+@dataclass(eq=False)
+class BackwardStep:
+    """``grads = vjp(math, grad, out, *args)``, then each slot's gradient added into ``G``:
+    ``plain`` as ``(slot, view of G)`` pairs (one ``+=`` each), ``other`` as adds that need more
+    (:class:`RunAdd`, :class:`ReduceAdd`, :class:`ScatterAdd`)."""
+
+    vjp: Callable
+    grad: np.ndarray
+    out: np.ndarray
+    args: tuple
+    plain: tuple[tuple[int, np.ndarray], ...]
+    other: tuple
+    group: Group
+
+    @property
+    def used(self) -> set[int]:
+        """The slots whose gradient is added somewhere."""
+        return {k for k, _ in self.plain} | {k for add in self.other for k in add.slots}
+
+
+def interpret_forward(plan: Plan, on_error: Callable[[ForwardStep], None] | None = None) -> None:
+    """Run the forward steps one by one (the reference for the generated ``run_forward``). A step
+    that raises goes to ``on_error(step)``, which raises or fills ``step.out``; without one, the
+    error propagates."""
+    for step in plan.forward:
+        try:
+            step.out[...] = step.rule(step.math, *step.args)
+        except ARITHMETIC_ERRORS:
+            if on_error is None:
+                raise
+            on_error(step)
+
+
+def interpret_backward(plan: Plan, on_error: Callable[[BackwardStep], tuple] | None = None) -> None:
+    """Run the backward steps one by one, last group first (the reference for ``run_backward``);
+    ``G`` must hold the outputs' seed. ``on_error(step)`` returns the gradients of a step that
+    raised; with it, adding up the gradients never raises (inf and NaN go through, as they do on
+    the scalar engine)."""
+    for step in plan.backward:
+        try:
+            grads = step.vjp(TAPE_MATH, step.grad, step.out, *step.args)
+        except ARITHMETIC_ERRORS:
+            if on_error is None:
+                raise
+            grads = on_error(step)
+        with np.errstate(all="ignore") if on_error is not None else contextlib.nullcontext():
+            for k, target in step.plain:
+                target += grads[k]
+            for add in step.other:
+                add(grads)
+
+
+def backward_adds(g: Group, G: np.ndarray) -> tuple[list, list]:
+    """How each input slot's gradient is added into ``G``: ``plain`` as ``(slot, view)`` pairs
+    (one ``+=``), and ``other`` as functions of the rule's gradients: a run of slots whose views
+    stack into one strided view (an n-ary sum: one ``+=`` when the rule hands every slot the same
+    array), a view with broadcast axes (summed over them first) or a gathered slot (np.add.at)."""
+    shape, batch = g.shape, G.shape[1]
+    full = shape + (batch,)
+    plain, other = [], []
+    k = 0
+    while k < len(g.slots):
+        if not g.grad_slots[k]:
+            k += 1
+            continue
+        end = run_end(g, k)
+        if end - k >= 3:  # a broadcasting add costs about as much as two plain ones
+            base, strides = g.views[k]
+            step = g.views[k + 1][0] - base
+            singles = [(j, strided(G, *g.views[j], shape)) for j in range(k, end)]
+            other.append(RunAdd(k, end, strided(G, base, (step,) + strides, (end - k,) + shape), singles))
+            k = end
+            continue
+        view = g.views[k]
+        if view is not None and distinct(*view, shape):
+            base, strides = view
+            broadcast = tuple(a for a, (s, n) in enumerate(zip(strides, shape)) if s == 0 and n > 1)
+            if not broadcast:
+                plain.append((k, strided(G, base, strides, shape)))
+            else:
+                kept = [a for a in range(len(shape)) if a not in broadcast]
+                target = strided(G, base, tuple(strides[a] for a in kept), tuple(shape[a] for a in kept))
+                other.append(ReduceAdd(k, target, broadcast, full))
+        else:
+            other.append(ScatterAdd(k, G, g.slots[k], full))
+        k += 1
+    return plain, other
+
+
+def run_end(g: Group, k: int) -> int:
+    """The end of the run of gradient slots from ``k`` whose views have the same strides, no
+    broadcast axis, and bases in arithmetic progression, writing distinct rows: their gradient
+    targets stack into one strided view."""
+    def stackable(j):
+        v = g.views[j]
+        return g.grad_slots[j] and v is not None and v[1] == g.views[k][1] \
+            and all(s != 0 or n == 1 for s, n in zip(v[1], g.shape))
+
+    if not stackable(k) or k + 1 == len(g.slots) or not stackable(k + 1):
+        return k + 1
+    base, strides = g.views[k]
+    step = g.views[k + 1][0] - base
+    if step == 0:  # the same rows twice (a + a): two adds
+        return k + 1
+    end = k + 1
+    while end < len(g.slots) and stackable(end) and g.views[end][0] == base + step * (end - k) \
+            and distinct(base, (step,) + strides, (end - k + 1,) + g.shape):
+        end += 1
+    return end
+
+
+class RunAdd:
+    """Slots ``k0:k1`` whose gradient targets stack into one strided view ``target``: one add when
+    the rule hands every slot the same array (as ``sum``'s does), else one add per slot."""
+
+    def __init__(self, k0: int, k1: int, target: np.ndarray, singles: list):
+        self.k0, self.k1, self.target, self.singles = k0, k1, target, singles
+        self.slots = range(k0, k1)  # the input slots whose gradients this adds
+
+    def __call__(self, grads) -> None:
+        g0 = grads[self.k0]
+        for d in grads[self.k0 + 1:self.k1]:
+            if d is not g0:
+                for k, t in self.singles:
+                    np.add(t, grads[k], out=t)
+                return
+        np.add(self.target, g0, out=self.target)
+
+    def code(self, d: list[str], bind: Callable) -> list[str]:
+        same = " is ".join(d[self.k0:self.k1])
+        target = bind(self.target, "T")
+        lines = [f"if {same}:", f"    {target} += {d[self.k0]}", "else:"]
+        lines += [f"    {bind(t, 't')} += {d[k]}" for k, t in self.singles]
+        return lines
+
+
+class ReduceAdd:
+    """A slot read along broadcast axes: its gradient is summed over them, then added."""
+
+    def __init__(self, k: int, target: np.ndarray, axes: tuple[int, ...], full: tuple[int, ...]):
+        self.k, self.target, self.axes, self.full = k, target, axes, full
+        self.slots = (k,)
+
+    def __call__(self, grads) -> None:
+        np.add(self.target, summed(grads[self.k], self.full, self.axes), out=self.target)
+
+    def code(self, d: list[str], bind: Callable) -> list[str]:
+        return [f"{bind(self.target, 't')} += {bind(summed, 'summed')}({d[self.k]}, {self.full}, {self.axes})"]
+
+
+def summed(d, full: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
+    if np.shape(d) != full:
+        d = np.broadcast_to(d, full)
+    return d.sum(axis=axes)
+
+
+class ScatterAdd:
+    """A gathered slot: its gradient is added row by row (``np.add.at``: repeated rows add up)."""
+
+    def __init__(self, k: int, G: np.ndarray, rows: np.ndarray, full: tuple[int, ...]):
+        self.k, self.G, self.rows, self.full = k, G, rows, full
+        self.slots = (k,)
+
+    def __call__(self, grads) -> None:
+        self.add(grads[self.k])
+
+    def code(self, d: list[str], bind: Callable) -> list[str]:
+        return [f"{bind(self, 'scatter')}.add({d[self.k]})"]
+
+    def add(self, d) -> None:
+        np.add.at(self.G, self.rows, np.broadcast_to(d, self.full).reshape(len(self.rows), -1))
+
+
+class StackedMath(NumpyMath):
+    """The tape's math for a group whose first arguments are the rows of one strided view
+    ``block``: ``add_n`` of them (``sum``'s forward) is one reduction instead of one add per
+    argument. A reduction along the outer axis adds row after row, left to right, like the adds."""
+
+    def __init__(self, members: tuple, block: np.ndarray):
+        super().__init__(checked=False)
+        self.members, self.block = members, block
+
+    def add_n(self, xs):
+        k = len(self.members)
+        if len(xs) < k or not all(map(operator.is_, xs[:k], self.members)):
+            return super().add_n(xs)
+        total = np.add.reduce(self.block, axis=0)
+        for x in xs[k:]:
+            total = total + x
+        return total
+
+
+def stacked_math(g: Group, V: np.ndarray, args: tuple) -> NumpyMath:
+    """A :class:`StackedMath` when at least 3 leading slots of ``g`` stack into one view of ``V``
+    (with one sample per column, the batch axis could vanish and NumPy would add the rows
+    pairwise instead: not then), else the tape's plain math."""
+    views, batch = g.views, V.shape[1]
+    k = 0
+    if batch > 1 and views[0] is not None and len(views) >= 3:
+        base, strides = views[0]
+        step = views[1][0] - base if views[1] is not None else 0
+        k = 1
+        while step and k < len(views) and views[k] is not None and views[k] == (base + k * step, strides):
+            k += 1
+    if k < 3:
+        return TAPE_MATH
+    return StackedMath(args[:k], strided(V, base, (step,) + strides, (k,) + g.shape))
+
+
+def gather(m, V, rows):
+    return V.take(rows, axis=0)
+
+
+class Plan:
+    """A laid-out tape bound to buffers for one batch size, with every view made once: the
+    per-call work is the rules' NumPy calls, one store per group and one add per gradient slot.
+
+    ``V`` and ``G`` are the value and gradient buffers, ``(rows, batch)``; ``forward`` and
+    ``backward`` the steps (the backward ones for the groups a gradient flows through, last group
+    first). :func:`~.codegen.compile_plan` writes them as straight-line Python: ``run_forward()``,
+    ``run_backward()`` and ``run_step()`` (both passes: what a training step calls), ``source``
+    being the code. ``zeros`` makes the buffers (the tests pass one making arrays that count NumPy
+    calls)."""
+
+    def __init__(self, layout: Layout, batch: int, zeros: Callable[[tuple[int, int]], np.ndarray] = np.zeros):
+        from .codegen import compile_plan
+
+        self.layout = layout
+        self.V = V = zeros((layout.num_rows, batch))
+        self.G = G = zeros((layout.num_rows, batch))
+        V[layout.const_rows] = layout.const_data[:, None]
+        P = len(layout.params)
+        self.params_view, self.param_grads = V[:P], G[:P]
+        self.ones = np.ones(batch)  # param_grads @ ones: the sums over the batch, one BLAS call
+        self.inputs_view = V[layout.input_lo : layout.input_lo + layout.num_inputs]
+        first = int(layout.output_rows[0])
+        self.first_output, self.first_output_grad = V[first], G[first]
+        self.forward: list[ForwardStep] = []
+        self.backward: list[BackwardStep] = []
+        for g in layout.groups:
+            args = []
+            for rows, view in zip(g.slots, g.views):
+                if view is not None:
+                    args.append(strided(V, *view, g.shape))
+                else:
+                    gathered = np.empty(g.shape + (batch,))
+                    self.forward.append(ForwardStep(gather, TAPE_MATH, gathered, (V, rows.reshape(g.shape)), None))
+                    args.append(gathered)
+            out = V[g.lo : g.hi].reshape(g.shape + (batch,))
+            args = tuple(args)
+            self.forward.append(ForwardStep(g.op.forward, stacked_math(g, V, args), out, args, g))
+            if any(g.grad_slots):
+                plain, other = backward_adds(g, G)
+                self.backward.append(BackwardStep(g.op.vjp, G[g.lo : g.hi].reshape(out.shape), out, args,
+                                                  tuple(plain), tuple(other), g))
+        self.backward.reverse()
+        compiled = compile_plan(self)
+        self.source, self.run_forward, self.run_backward, self.run_step = compiled
+
+    @property
+    def batch(self) -> int:
+        return self.V.shape[1]
+
