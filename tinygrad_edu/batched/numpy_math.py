@@ -80,13 +80,11 @@ class NumpyMath:
 
     @staticmethod
     def softplus(x):
-        # FLOAT_MATH's formula: max(x, 0) + log(1 + exp(-|x|)) never overflows.
-        e = np.copysign(x, _MINUS_ONE)
-        if not isinstance(e, np.ndarray):
-            return np.maximum(x, 0.0) + np.log1p(np.exp(e))
-        np.exp(e, out=e)
-        np.log1p(e, out=e)
-        return np.add(np.maximum(x, _ZERO), e, out=e)
+        # FLOAT_MATH's formula, max(x, 0) + log(1 + exp(-|x|)), is NumPy's logaddexp(0, x) (which
+        # computes log(e^a + e^b) as max + log1p(exp(-|a - b|))): one call instead of five. A NaN
+        # input sets the "invalid" flag (the tape then replays the group, and gives NaN as the
+        # scalar engine does).
+        return np.logaddexp(_ZERO, x)
 
     @staticmethod
     def relu(x):
@@ -97,8 +95,9 @@ class NumpyMath:
 
     @staticmethod
     def step(x):
-        """1.0 where x > 0 else 0.0 (relu's derivative, 0 at 0 as in PyTorch)."""
-        return np.greater(x, _ZERO).astype(np.float64)
+        """True where x > 0 else False (relu's derivative, 0 at 0 as in PyTorch): a boolean array,
+        which multiplies like 1.0 and 0.0, in one call."""
+        return np.greater(x, _ZERO)
 
     @staticmethod
     def add_n(xs):
