@@ -11,10 +11,10 @@ from tinygrad_edu.batched import trace
 from tinygrad_edu.batched.plan import interpret_backward, interpret_forward
 
 
-def circle_tape():
+def circle_tape(passes=None):
     model = nn.MLP(2, [8, 1], "relu", "sigmoid", seed=0)
     return trace(lambda a, b, t: nn.binary_cross_entropy_with_logits(model.logits([a, b]), t), [0.1, 0.2, 1.0],
-                 model.parameters())
+                 model.parameters(), passes=passes)
 
 
 def deep_tape():  # two hidden layers (broadcast slots with gradients), tanh, MSE, a reused input
@@ -28,7 +28,7 @@ def gather_tape():  # irregular reuse: a slot read through a gather, repeated ro
     return trace(lambda a, b: vsum([w1 * a, w2 * b, w1 * b, w2 * a, w1 * w1]).sigmoid(), [0.5, -0.5], [w1, w2])
 
 
-@pytest.mark.parametrize("make", [circle_tape, deep_tape, gather_tape])
+@pytest.mark.parametrize("make", [circle_tape, deep_tape, gather_tape, lambda: circle_tape(passes=())])
 @pytest.mark.parametrize("batch", [1, 7, 32])
 def test_the_generated_step_equals_the_reference_interpreter(make, batch):
     tape = make()
@@ -82,9 +82,11 @@ def test_the_interpreter_computes_the_scalar_engines_numbers():
 def test_show_lists_every_group_and_what_it_reads():
     w = [Value(0.5, "w0"), Value(-0.5, "w1")]
     b = Value(0.1, "b")
-    tape = trace(lambda x0, x1, t: (vsum([w[0] * x0, w[1] * x1, b]).relu() - t) ** 2, [1.0, 2.0, 0.0], w + [b])
+    tape = trace(lambda x0, x1, t: (vsum([w[0] * x0, w[1] * x1, b]).relu() - t) ** 2, [1.0, 2.0, 0.0], w + [b],
+                 passes=())
     expected = """\
 tape: 3 inputs x[0:3], 3 parameters p[0:3], 0 constants c; 12 nodes per sample in 5 groups
+  passes: none
   mul0:(2,)     = mul p[0:2] x[0:2]
   sum1:(1,)     = sum mul0[0] mul0[1] p[2]
   relu2:(1,)    = relu sum1
@@ -96,7 +98,7 @@ tape: 3 inputs x[0:3], 3 parameters p[0:3], 0 constants c; 12 nodes per sample i
 
 
 def test_generated_lines_are_named_after_primitive_and_group():
-    tape = circle_tape()
+    tape = circle_tape(passes=())
     source = tape.plan(32).source
     step = source[source.index("def run_step"):]
     for line in ("mul0 = mul_forward(m, p_0_16, x_0_2)", "relu2 = relu_forward(m, sum1)",

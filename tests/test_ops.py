@@ -41,6 +41,7 @@ POINTS = {
     "tanh": st.tuples(reals(-20.0, 20.0)),
     "sigmoid": st.tuples(reals(-30.0, 30.0)),
     "softplus": st.tuples(reals(-30.0, 30.0)),
+    "binary_cross_entropy_with_logits": st.tuples(reals(-30.0, 30.0), reals(-2.0, 2.0)),
     "relu": st.tuples(magnitudes(1e-3, 1e3)),
     "sin": st.tuples(reals(-100.0, 100.0)),
     "cos": st.tuples(reals(-100.0, 100.0)),

@@ -176,10 +176,17 @@ RELU = Primitive("relu", 1, lambda m, x: m.relu(x), lambda m, g, out, x: (g * m.
 SIN = Primitive("sin", 1, lambda m, x: m.sin(x), lambda m, g, out, x: (g * m.cos(x),))
 COS = Primitive("cos", 1, lambda m, x: m.cos(x), lambda m, g, out, x: (-g * m.sin(x),))
 SUM = Primitive("sum", -1, lambda m, *xs: m.add_n(xs), lambda m, g, out, *xs: (g,) * len(xs))
+# nn.binary_cross_entropy_with_logits's graph, softplus(z) - z * t, as one primitive: the same
+# forward, and the derivative sigmoid(z) - t in one rule (the batched engine's fuse_logit_bce pass).
+BCE_WITH_LOGITS = Primitive(
+    "binary_cross_entropy_with_logits", 2, lambda m, z, t: m.softplus(z) - z * t,
+    lambda m, g, out, z, t: (g * (m.sigmoid(z) - t), -g * z),
+)
 
 #: Every primitive by name. Custom primitives are added with :func:`register`.
 PRIMITIVES: dict[str, Primitive] = {
-    p.name: p for p in (ADD, SUB, MUL, DIV, POW, NEG, ABS, EXP, LOG, SQRT, TANH, SIGMOID, SOFTPLUS, RELU, SIN, COS, SUM)
+    p.name: p for p in (ADD, SUB, MUL, DIV, POW, NEG, ABS, EXP, LOG, SQRT, TANH, SIGMOID, SOFTPLUS, RELU, SIN, COS, SUM,
+                        BCE_WITH_LOGITS)
 }
 
 _POW_CONST_CACHE: dict[float, Primitive] = {}

@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .layout import Group, Layout
+from .lowering import lower
 from .numpy_math import TAPE_MATH
 from .plan import Plan, StackedMath
 
@@ -25,10 +26,13 @@ def group_names(layout: Layout) -> list[str]:
     return [f"{_ident(g.op)}{i}" for i, g in enumerate(layout.groups)]
 
 
+_SHORT = {"binary_cross_entropy_with_logits": "bce_logits"}  # names for the code, where a primitive's is long
+
+
 def _ident(op) -> str:
     if getattr(op, "exponent", None) is not None:
         return "pow_c"
-    return re.sub(r"\W+", "_", op.name).strip("_") or "op"
+    return _SHORT.get(op.name) or re.sub(r"\W+", "_", op.name).strip("_") or "op"
 
 
 def describe_rows(layout: Layout, rows: np.ndarray, names: list[str] | None = None) -> str:
@@ -68,12 +72,14 @@ def describe_slot(layout: Layout, g: Group, k: int, names: list[str] | None = No
     return describe_rows(layout, table, names) + "[...]"
 
 
-def compile_plan(plan: Plan) -> tuple[str, Callable, Callable, Callable]:
+def compile_plan(plan: Plan, skip_unused: bool = False) -> tuple[str, Callable, Callable, Callable]:
     """Python source for ``plan``'s step and the three functions it defines: ``run_forward()`` and
     ``run_backward()`` (every value and gradient in ``V`` and ``G``), and ``run_step()``, both
     passes in one function, where (for small batches) a group's result that is only ever read whole
     (by slots laid out as the group itself) stays a local variable: no store, and its gradient is
-    the sum of its consumers' contributions, no zeroed rows to add into."""
+    the sum of its consumers' contributions, no zeroed rows to add into. ``skip_unused``: the
+    ``skip_unused_gradients`` pass (:mod:`.passes`): a rule that can be lowered (:mod:`.lowering`)
+    is written out line by line, computing only the gradients something reads."""
     layout, V = plan.layout, plan.V
     names = group_names(layout)
     reserved = set(names) | {f"d_{n}" for n in names}  # the locals of run_step
@@ -168,17 +174,26 @@ def compile_plan(plan: Plan) -> tuple[str, Callable, Callable, Callable]:
     def backward_lines(local: bool) -> list[str]:
         lines = []
         started = set()
+        count = iter(range(1 << 30))
+        temp = lambda: f"_t{next(count)}"  # noqa: E731
         for step in plan.backward:
             g = step.group
             i = index[id(g)]
             gname = f"d_{names[i]}" if local and i not in in_G else bind(step.grad, "G_" + names[i])
             oname = names[i] if local else bind(step.out, "V_" + names[i])
-            call = (f"{bind(step.vjp, _ident(g.op) + '_vjp')}"
-                    f"({', '.join([bind(TAPE_MATH, 'm'), gname, oname] + arg_names(i, g, step.args, local))})")
-            used = step.used
-            d = [f"d{k}" for k in range(len(step.args))]
-            lines.append(f"# {names[i]} backward: the gradients of its inputs")
-            lines.append(", ".join(d[k] if k in used else "_" for k in range(len(step.args))) + ", = " + call)
+            inputs = [gname, oname] + arg_names(i, g, step.args, local)
+            used = sorted(step.used)
+            lowered = lower(step.vjp, inputs, used, bind(TAPE_MATH, "m"), lambda c: bind(c, "const"),
+                            temp) if skip_unused else None
+            if lowered is not None:  # only the gradients in use, line by line
+                body, d = lowered
+                lines.append(f"# {names[i]} backward: the gradients of {', '.join(f'slot {k}' for k in used)}")
+                lines += body
+            else:
+                call = f"{bind(step.vjp, _ident(g.op) + '_vjp')}({', '.join([bind(TAPE_MATH, 'm')] + inputs)})"
+                d = [f"d{k}" for k in range(len(step.args))]
+                lines.append(f"# {names[i]} backward: the gradients of its inputs")
+                lines.append(", ".join(d[k] if k in used else "_" for k in range(len(step.args))) + ", = " + call)
             for k, t in step.plain:
                 p = exact[i][k]
                 if not local or p is None or p in in_G:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import operator
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -162,8 +162,10 @@ class RunAdd:
         np.add(self.target, g0, out=self.target)
 
     def code(self, d: list[str], bind: Callable) -> list[str]:
-        same = " is ".join(d[self.k0:self.k1])
         target = bind(self.target, "T")
+        if len(set(d[self.k0:self.k1])) == 1:  # known to be one array when the code is written
+            return [f"{target} += {d[self.k0]}"]
+        same = " is ".join(d[self.k0:self.k1])
         lines = [f"if {same}:", f"    {target} += {d[self.k0]}", "else:"]
         lines += [f"    {bind(t, 't')} += {d[k]}" for k, t in self.singles]
         return lines
@@ -255,9 +257,10 @@ class Plan:
     first). :func:`~.codegen.compile_plan` writes them as straight-line Python: ``run_forward()``,
     ``run_backward()`` and ``run_step()`` (both passes: what a training step calls), ``source``
     being the code. ``zeros`` makes the buffers (the tests pass one making arrays that count NumPy
-    calls)."""
+    calls); ``passes`` are the tape's passes (:mod:`.passes`), the code passes among them apply."""
 
-    def __init__(self, layout: Layout, batch: int, zeros: Callable[[tuple[int, int]], np.ndarray] = np.zeros):
+    def __init__(self, layout: Layout, batch: int, zeros: Callable[[tuple[int, int]], np.ndarray] = np.zeros,
+                 passes: Sequence[str] = ()):
         from .codegen import compile_plan
 
         self.layout = layout
@@ -289,7 +292,7 @@ class Plan:
                 self.backward.append(BackwardStep(g.op.vjp, G[g.lo : g.hi].reshape(out.shape), out, args,
                                                   tuple(plain), tuple(other), g))
         self.backward.reverse()
-        compiled = compile_plan(self)
+        compiled = compile_plan(self, skip_unused="skip_unused_gradients" in passes)
         self.source, self.run_forward, self.run_backward, self.run_step = compiled
 
     @property

@@ -15,6 +15,7 @@ from ..ops import FLOAT_MATH, Primitive
 from .codegen import describe_rows, describe_slot, group_names
 from .layout import Group, lay_out
 from .numpy_math import ARITHMETIC_ERRORS, TAPE_MATH
+from .passes import run_passes
 from .plan import BackwardStep, ForwardStep, Plan, interpret_backward, interpret_forward
 from .tracing import schedule
 
@@ -30,15 +31,17 @@ class Tape:
     ``params`` are the parameter leaves (read live, gradients accumulated), ``num_inputs`` the
     number of per-sample inputs, ``num_outputs`` the number of per-sample outputs, ``num_nodes``
     the number of scalar nodes per sample as traced and ``num_groups`` the number of stacked NumPy
-    operations one forward pass makes.
+    operations one forward pass makes after the optimisation :attr:`passes` (:mod:`.passes`).
     ``print(tape)`` lists the groups (:meth:`show`).
     """
 
-    def __init__(self, outputs: Sequence[Value], placeholders: Sequence[Value], params: Sequence[Value]):
+    def __init__(self, outputs: Sequence[Value], placeholders: Sequence[Value], params: Sequence[Value],
+                 passes: Sequence[str] | None = None):
         self.params = tuple(params)
         self.num_inputs = len(placeholders)
         self.num_outputs = len(outputs)
         self.num_nodes = len(topological_order(*outputs))
+        outputs, self.passes = run_passes(outputs, passes)
         self.layout = lay_out(schedule(outputs, placeholders, self.params))
         self.used_params: tuple[Value, ...] = self.layout.params  # the parameters the outputs use, in row order
         self._plans: dict[int, Plan] = {}
@@ -68,7 +71,8 @@ class Tape:
         names = group_names(layout)
         P, I = len(layout.params), layout.num_inputs
         lines = [f"tape: {self.num_inputs} inputs x[0:{I}], {P} parameters p[0:{P}], "
-                 f"{len(layout.const_rows)} constants c; {self.num_nodes} nodes per sample in {self.num_groups} groups"]
+                 f"{len(layout.const_rows)} constants c; {self.num_nodes} nodes per sample in {self.num_groups} groups",
+                 f"  passes: {', '.join(self.passes) or 'none'}"]
         width = max((len(n) + len(str(g.shape)) for n, g in zip(names, layout.groups)), default=0) + 3
         for name, g in zip(names, layout.groups):
             reads = [describe_slot(layout, g, k, names) for k in range(len(g.slots))]
@@ -98,7 +102,7 @@ class Tape:
         if plan is None:
             if len(self._plans) >= 8:  # keep a few batch sizes (training, last batch, evaluation)
                 self._plans.pop(next(iter(self._plans)))
-            plan = self._plans[batch] = Plan(self.layout, batch)
+            plan = self._plans[batch] = Plan(self.layout, batch, passes=self.passes)
         return plan
 
     def _inputs_plan(self, inputs) -> Plan:

@@ -19,13 +19,16 @@ if TYPE_CHECKING:
 __all__ = ["trace", "Schedule", "schedule"]
 
 
-def trace(fn: Callable[..., Value | Sequence[Value]], example: Sequence[float], params: Sequence[Value]) -> Tape:
+def trace(fn: Callable[..., Value | Sequence[Value]], example: Sequence[float], params: Sequence[Value],
+          *, passes: Sequence[str] | None = None) -> Tape:
     """Trace ``fn`` once, as a function of one sample, into a :class:`Tape`.
 
     ``fn`` is called with one placeholder ``Value`` per per-sample input (their data are the
     numbers in ``example``, e.g. the first row of your data) and returns a ``Value`` or a
     sequence of Values (the per-sample outputs). ``params`` are the leaves the tape reads live and
-    differentiates; every other leaf ``fn`` uses is a constant, frozen at trace time.
+    differentiates; every other leaf ``fn`` uses is a constant, frozen at trace time. ``passes``
+    names the optimisation passes to make (:mod:`tinygrad_edu.batched.passes`; default: all of
+    them; ``()``: none, the graph replayed as traced).
     """
     from .tape import Tape
 
@@ -45,7 +48,7 @@ def trace(fn: Callable[..., Value | Sequence[Value]], example: Sequence[float], 
             raise TypeError(f"trace: fn must return a Value or a sequence of Values; output {i} is {type(o).__name__}")
     if not outputs:
         raise ValueError("trace: fn returned no outputs")
-    return Tape(outputs, placeholders, params)
+    return Tape(outputs, placeholders, params, passes)
 
 
 @dataclass

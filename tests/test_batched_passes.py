@@ -1,0 +1,99 @@
+"""tinygrad_edu.batched's optimisation passes, one by one: what each rewrites, that it leaves
+alone what it must not, and that the numbers stay those of the scalar engine (within the batched
+engine's tolerance) and of the tape without passes."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tinygrad_edu import Value, nn, ops
+from tinygrad_edu.batched import trace
+from tinygrad_edu.batched.lowering import lower
+from tinygrad_edu.batched.passes import PASSES
+
+from test_batched import assert_matches_scalar
+
+
+def circle(*passes_each):
+    """The circle loss, its parameters, and a tape of it per passes argument."""
+    model = nn.MLP(2, [8, 1], "relu", "sigmoid", seed=0)
+    fn = lambda a, b, t: nn.binary_cross_entropy_with_logits(model.logits([a, b]), t)  # noqa: E731
+    return fn, model.parameters(), *(trace(fn, [0.1, 0.2, 1.0], model.parameters(), passes=p) for p in passes_each)
+
+
+def rows(n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.c_[rng.uniform(-1, 1, (n, 2)), rng.random(n) < 0.5]
+
+
+def grads_of(tape, params, batch):
+    for p in params:
+        p.grad = 0.0
+    loss = tape.mean_backward(batch)
+    return loss, np.array([p.grad for p in params])
+
+
+def test_fuse_logit_bce_makes_one_group_of_the_loss():
+    fn, params, fused, plain = circle(("fuse_logit_bce",), ())
+    assert {g.op.name for g in plain.layout.groups} >= {"softplus", "sub"}
+    names = [g.op.name for g in fused.layout.groups]
+    assert "softplus" not in names and "sub" not in names and names[-1] == "binary_cross_entropy_with_logits"
+    assert fused.num_groups == plain.num_groups - 2 and fused.num_nodes == plain.num_nodes  # as traced
+    batch = rows()
+    loss, grads = grads_of(fused, params, batch)
+    loss0, grads0 = grads_of(plain, params, batch)
+    assert loss == pytest.approx(loss0, rel=1e-14)
+    np.testing.assert_allclose(grads, grads0, rtol=1e-10, atol=1e-15)
+    assert_matches_scalar(fn, batch, params)  # default passes, against the scalar engine
+
+
+def test_fuse_logit_bce_leaves_a_softplus_read_elsewhere():
+    w = Value(0.3, "w")
+
+    def fn(x, t):
+        z = w * x
+        sp = z.softplus()
+        return sp - z * t + 0.1 * sp  # softplus read twice: not the loss's alone
+
+    tape = trace(fn, [0.5, 1.0], [w], passes=("fuse_logit_bce",))
+    assert "softplus" in {g.op.name for g in tape.layout.groups}
+    assert_matches_scalar(fn, np.array([[0.5, 1.0], [-2.0, 0.0], [3.0, 1.0]]), [w])
+
+
+@pytest.mark.parametrize("z,t", [(0.3, 1.0), (-4.0, 0.0), (25.0, 0.0), (-30.0, 1.0), (0.0, 0.5)])
+def test_the_fused_primitive_has_the_closed_form_gradient(z, t):
+    op = ops.BCE_WITH_LOGITS
+    out = op.forward(ops.FLOAT_MATH, z, t)
+    assert out == pytest.approx(math.log1p(math.exp(-abs(z))) + max(z, 0.0) - z * t, rel=1e-15, abs=1e-300)
+    dz, dt = op.vjp(ops.FLOAT_MATH, 2.0, out, z, t)
+    assert dz == pytest.approx(2.0 * (1.0 / (1.0 + math.exp(-z)) - t), rel=1e-14, abs=1e-300)
+    assert dt == -2.0 * z
+
+
+def test_skip_unused_gradients_computes_only_what_is_read():
+    fn, params, skipping, plain = circle(("skip_unused_gradients",), ())
+    src, src0 = (t.plan(32).source.split("def run_step")[1] for t in (skipping, plain))
+    # layer 1's products w[j][k] * x[k]: the inputs' gradient (g * w) is not computed
+    assert "G_mul0 * x_0_2" in src and "G_mul0 * p_0_16" not in src
+    assert "mul_vjp(m, G_mul0" in src0  # the whole rule, both gradients, without the pass
+    batch = rows(7, seed=3)
+    loss, grads = grads_of(skipping, params, batch)
+    loss0, grads0 = grads_of(plain, params, batch)
+    assert loss == loss0 and np.array_equal(grads, grads0)  # the same operations on the same data
+
+
+def test_lower_writes_the_rule_line_by_line_and_refuses_branches():
+    names = iter(range(100))
+    lines, results = lower(ops.MUL.vjp, ["g", "out", "a", "b"], [1], "m", repr, lambda: f"t{next(names)}")
+    assert lines == ["t0 = g * a"] and results == [None, "t0"]
+    lines, results = lower(ops.SIGMOID.vjp, ["g", "out", "x"], [0], "m", repr, lambda: f"t{next(names)}")
+    assert lines == ["t1 = g * out", "t2 = 1.0 - out", "t3 = t1 * t2"] and results == ["t3"]
+    branchy = lambda m, g, out, x: (g if x > 0 else -g,)  # noqa: E731
+    assert lower(branchy, ["g", "out", "x"], [0], "m", repr, lambda: "t") is None
+
+
+def test_pass_names_are_checked():
+    assert PASSES == ("fuse_logit_bce", "skip_unused_gradients")
+    with pytest.raises(ValueError, match="unknown pass 'fuse_everything'"):
+        trace(lambda x: x * 2.0, [1.0], [], passes=("fuse_everything",))

@@ -1,0 +1,117 @@
+"""Lowering a rule to lines of code: the rule is called once on symbols instead of arrays, which
+record every operation it makes; then only the lines that the wanted results depend on are
+written. That is how the ``skip_unused_gradients`` pass leaves out a gradient nobody reads
+(``mul``'s rule computes ``g * b`` and ``g * a``; for a layer's weights only ``g * x`` is needed).
+The lines are the rule's own operations in the rule's order, so they compute the same bits.
+
+A rule that looks at its inputs' values (``if x > 0``), or does anything a symbol cannot record,
+is not lowered: :func:`lower` returns None and the rule is called as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+__all__ = ["lower"]
+
+
+class _NotSymbolic(Exception):
+    """The rule needs a value, not a symbol."""
+
+
+class Sym:
+    """An array in a rule being recorded: a name, or an operation on other symbols."""
+
+    __slots__ = ("rec", "code", "deps", "name")
+
+    def __init__(self, rec: _Recorder, code: tuple | None, deps: tuple[Sym, ...], name: str | None = None):
+        self.rec, self.code, self.deps, self.name = rec, code, deps, name
+
+    def _op(self, fmt: str, *others) -> Sym:
+        return self.rec.make(fmt, (self, *others))
+
+    __add__ = lambda a, b: a._op("{} + {}", b)  # noqa: E731
+    __radd__ = lambda a, b: a.rec.make("{} + {}", (b, a))  # noqa: E731
+    __sub__ = lambda a, b: a._op("{} - {}", b)  # noqa: E731
+    __rsub__ = lambda a, b: a.rec.make("{} - {}", (b, a))  # noqa: E731
+    __mul__ = lambda a, b: a._op("{} * {}", b)  # noqa: E731
+    __rmul__ = lambda a, b: a.rec.make("{} * {}", (b, a))  # noqa: E731
+    __truediv__ = lambda a, b: a._op("{} / {}", b)  # noqa: E731
+    __rtruediv__ = lambda a, b: a.rec.make("{} / {}", (b, a))  # noqa: E731
+    __pow__ = lambda a, b: a._op("{} ** {}", b)  # noqa: E731
+    __rpow__ = lambda a, b: a.rec.make("{} ** {}", (b, a))  # noqa: E731
+    __neg__ = lambda a: a._op("-{}")  # noqa: E731
+    __abs__ = lambda a: a._op("abs({})")  # noqa: E731
+    __lt__ = lambda a, b: a._op("{} < {}", b)  # noqa: E731
+    __le__ = lambda a, b: a._op("{} <= {}", b)  # noqa: E731
+    __gt__ = lambda a, b: a._op("{} > {}", b)  # noqa: E731
+    __ge__ = lambda a, b: a._op("{} >= {}", b)  # noqa: E731
+
+    def __bool__(self):
+        raise _NotSymbolic
+
+    __float__ = __int__ = __index__ = __len__ = __iter__ = __bool__
+
+    def __eq__(self, other):
+        raise _NotSymbolic
+
+    __ne__ = __eq__
+    __hash__ = object.__hash__
+
+
+class _Recorder:
+    def __init__(self, math_name: str, const: Callable[[object], str]):
+        self.math_name, self.const, self.made = math_name, const, []
+
+    def make(self, fmt: str, args: tuple) -> Sym:
+        deps = tuple(a for a in args if isinstance(a, Sym))
+        shown = [a if isinstance(a, Sym) else self.const(a) for a in args]
+        sym = Sym(self, (fmt, shown), deps)
+        self.made.append(sym)
+        return sym
+
+
+class _SymMath:
+    """The math namespace for symbols: every function records a call of the tape's math."""
+
+    def __init__(self, rec: _Recorder):
+        self._rec = rec
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        rec = self._rec
+
+        def call(*args):
+            return rec.make(f"{rec.math_name}.{name}(" + ", ".join(["{}"] * len(args)) + ")", args)
+
+        return call
+
+
+def lower(rule: Callable, inputs: Sequence[str], wanted: Sequence[int], math_name: str,
+          const: Callable[[object], str], temp: Callable[[], str]) -> tuple[list[str], list[str | None]] | None:
+    """Lines computing the results ``wanted`` of ``rule(m, *inputs)`` (``inputs`` are the names of
+    its arguments in the generated code), and each result's name (None where not wanted); or None
+    when the rule cannot be recorded. ``const(value)`` names a constant, ``temp()`` a new local."""
+    rec = _Recorder(math_name, const)
+    leaves = [Sym(rec, None, (), name) for name in inputs]
+    try:
+        results = rule(_SymMath(rec), *leaves)
+        results = tuple(results)
+    except (_NotSymbolic, TypeError, AttributeError, ValueError, ArithmeticError):
+        return None
+    lines: list[str] = []
+
+    def name_of(sym: Sym) -> str:
+        if sym.name is None:
+            fmt, shown = sym.code
+            args = [name_of(a) if isinstance(a, Sym) else a for a in shown]
+            sym.name = temp()
+            lines.append(f"{sym.name} = {fmt.format(*args)}")
+        return sym.name
+
+    names: list[str | None] = [None] * len(results)
+    for k in wanted:
+        r = results[k]
+        names[k] = name_of(r) if isinstance(r, Sym) else const(r)
+    return lines, names
