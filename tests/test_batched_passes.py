@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tinygrad_edu import Value, nn, ops
+from tinygrad_edu import sum as vsum
 from tinygrad_edu.batched import trace
 from tinygrad_edu.batched.lowering import lower
 from tinygrad_edu.batched.passes import PASSES
@@ -94,6 +95,41 @@ def test_lower_writes_the_rule_line_by_line_and_refuses_branches():
 
 
 def test_pass_names_are_checked():
-    assert PASSES == ("fuse_logit_bce", "skip_unused_gradients")
+    assert PASSES == ("fuse_logit_bce", "matmul", "skip_unused_gradients")
     with pytest.raises(ValueError, match="unknown pass 'fuse_everything'"):
         trace(lambda x: x * 2.0, [1.0], [], passes=("fuse_everything",))
+
+
+def test_matmul_fuses_each_layer_into_one_matrix_product():
+    fn, params, fused, plain = circle(("matmul",), ())
+    assert [g.op.name for g in fused.layout.groups] == ["linear", "relu", "linear", "mul", "softplus", "sub"]
+    assert {"mul", "sum"} <= {g.op.name for g in plain.layout.groups}
+    for batch in (rows(32), rows(1, seed=4), rows(7, seed=5)):
+        loss, grads = grads_of(fused, params, batch)
+        loss0, grads0 = grads_of(plain, params, batch)
+        assert loss == pytest.approx(loss0, rel=1e-13)
+        np.testing.assert_allclose(grads, grads0, rtol=1e-11, atol=1e-15)
+
+
+def test_matmul_fuses_hidden_layers_and_leaves_products_of_inputs():
+    model = nn.MLP(3, [4, 5, 1], "tanh", "linear", seed=2)
+    u = Value(0.5, "u")
+    fn = lambda a, b, c, t: nn.mse_loss(model([a, b, c]), t) + vsum([(a + b) * c, u])  # noqa: E731
+    tape = trace(fn, [0.1, 0.2, 0.3, 1.0], model.parameters() + [u], passes=("matmul",))
+    names = [g.op.name for g in tape.layout.groups]
+    assert names.count("linear") == 3  # every layer
+    assert "mul" in names  # (a + b) * c: no weights (parameters) to make a matrix of
+    batch = np.c_[np.random.default_rng(1).uniform(-1, 1, (9, 3)), np.arange(9) % 2]
+    assert_matches_scalar(fn, batch, model.parameters() + [u])
+
+
+def test_matmul_leaves_products_that_something_else_reads():
+    w = [Value(0.5, "w0"), Value(-0.25, "w1")]
+
+    def fn(x, y):
+        p = [w[0] * x, w[1] * y]
+        return vsum(p) + p[0].tanh()  # w0 * x is read by the sum and by tanh
+
+    tape = trace(fn, [1.0, 2.0], w, passes=("matmul",))
+    assert "linear" not in [g.op.name for g in tape.layout.groups]
+    assert_matches_scalar(fn, np.array([[1.0, 2.0], [-0.5, 0.25]]), w)

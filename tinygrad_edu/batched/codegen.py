@@ -62,11 +62,11 @@ def describe_rows(layout: Layout, rows: np.ndarray, names: list[str] | None = No
 def describe_slot(layout: Layout, g: Group, k: int, names: list[str] | None = None) -> str:
     """What slot ``k`` of group ``g`` reads (:func:`describe_rows`), a slot that every member along
     some axis reads alike (a broadcast, stride 0) shown once per distinct row, marked ``[...]``."""
-    view, rows = g.views[k], g.slots[k]
-    if view is None or not any(s == 0 and n > 1 for s, n in zip(view[1], g.shape)):
+    view, rows, shape = g.views[k], g.slots[k], g.slot_shape(k)
+    if view is None or not any(s == 0 and n > 1 for s, n in zip(view[1], shape)):
         return describe_rows(layout, rows, names)
-    table = rows.reshape(g.shape)
-    for axis, (s, n) in enumerate(zip(view[1], g.shape)):
+    table = rows.reshape(shape)
+    for axis, (s, n) in enumerate(zip(view[1], shape)):
         if s == 0 and n > 1:
             table = table.take([0], axis=axis)
     return describe_rows(layout, table, names) + "[...]"

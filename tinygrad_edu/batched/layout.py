@@ -69,14 +69,25 @@ class Group:
                 best = (score, shape, views)
         _, self.shape, self.views = best
 
+    #: Whether the rule applies elementwise, node by node (a fused group's does not).
+    elementwise = True
+
     @property
     def size(self) -> int:
         return self.hi - self.lo
 
+    def slot_shape(self, k: int) -> tuple[int, ...]:
+        """The shape slot ``k`` is read as (the member shape, except in fused groups)."""
+        return self.shape
+
+    def arg_view(self, k: int, buf: np.ndarray) -> np.ndarray:
+        """Slot ``k`` as a view of ``buf`` (``V``, or ``G`` for its gradient)."""
+        return strided(buf, *self.views[k], self.slot_shape(k))
+
     def reads_whole(self, k: int, other: Group) -> bool:
         """Whether slot ``k`` reads all of ``other``'s output, laid out as ``other`` itself is."""
-        view = self.views[k]
-        return view is not None and other.shape == self.shape and view == (other.lo, contiguous(self.shape))
+        view, shape = self.views[k], self.slot_shape(k)
+        return view is not None and other.shape == shape and view == (other.lo, contiguous(shape))
 
 
 def contiguous(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -99,6 +99,21 @@ class NumpyMath:
         which multiplies like 1.0 and 0.0, in one call."""
         return np.greater(x, _ZERO)
 
+    # Matrix products, for the layers the matmul pass fuses (batched/dense.py).
+    @staticmethod
+    def matmul(a, b):
+        return np.dot(a, b)
+
+    @staticmethod
+    def matmul_tn(a, b):
+        """``a.T @ b``."""
+        return np.dot(a.T, b)
+
+    @staticmethod
+    def matmul_nt(a, b):
+        """``a @ b.T``."""
+        return np.dot(a, b.T)
+
     @staticmethod
     def add_n(xs):
         total = xs[0]

@@ -8,6 +8,10 @@ Graph passes rewrite the traced graph (new nodes; the Values ``fn`` built are le
   node of the ``binary_cross_entropy_with_logits`` primitive, whose rule computes the derivative
   as ``sigmoid(z) - t`` directly: 3 groups become 1, and backward skips softplus's derivative.
 
+A layout pass rewrites the groups:
+
+- ``matmul``: a layer's products and sums become one matrix product (:mod:`.dense`).
+
 Code passes change how :mod:`.codegen` writes the step:
 
 - ``skip_unused_gradients``: a rule's gradients that nothing reads are not computed (``mul``'s
@@ -81,7 +85,7 @@ def fuse_logit_bce(outputs: Sequence[Value]) -> list[Value]:
 #: Graph passes, in the order they run.
 GRAPH_PASSES: dict[str, Callable[[Sequence[Value]], list[Value]]] = {"fuse_logit_bce": fuse_logit_bce}
 #: Every pass, graph passes first (the default of ``trace``).
-PASSES: tuple[str, ...] = (*GRAPH_PASSES, "skip_unused_gradients")
+PASSES: tuple[str, ...] = (*GRAPH_PASSES, "matmul", "skip_unused_gradients")
 
 
 def run_passes(outputs: Sequence[Value], names: Sequence[str] | None) -> tuple[list[Value], tuple[str, ...]]:

@@ -94,6 +94,9 @@ def backward_adds(g: Group, G: np.ndarray) -> tuple[list, list]:
     full = shape + (batch,)
     plain, other = [], []
     k = 0
+    if not g.elementwise:  # a fused layer: its weights and inputs, each one plain add
+        plain += [(j, g.arg_view(j, G)) for j in (0, 1) if g.grad_slots[j]]
+        k = 2
     while k < len(g.slots):
         if not g.grad_slots[k]:
             k += 1
@@ -233,7 +236,7 @@ def stacked_math(g: Group, V: np.ndarray, args: tuple) -> NumpyMath:
     pairwise instead: not then), else the tape's plain math."""
     views, batch = g.views, V.shape[1]
     k = 0
-    if batch > 1 and views[0] is not None and len(views) >= 3:
+    if batch > 1 and g.elementwise and views[0] is not None and len(views) >= 3:
         base, strides = views[0]
         step = views[1][0] - base if views[1] is not None else 0
         k = 1
@@ -279,7 +282,7 @@ class Plan:
             args = []
             for rows, view in zip(g.slots, g.views):
                 if view is not None:
-                    args.append(strided(V, *view, g.shape))
+                    args.append(g.arg_view(len(args), V))
                 else:
                     gathered = np.empty(g.shape + (batch,))
                     self.forward.append(ForwardStep(gather, TAPE_MATH, gathered, (V, rows.reshape(g.shape)), None))

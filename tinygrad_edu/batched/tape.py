@@ -13,6 +13,7 @@ import numpy as np
 from ..engine import Value, _math_error, topological_order
 from ..ops import FLOAT_MATH, Primitive
 from .codegen import describe_rows, describe_slot, group_names
+from .dense import fuse_linear
 from .layout import Group, lay_out
 from .numpy_math import ARITHMETIC_ERRORS, TAPE_MATH
 from .passes import run_passes
@@ -43,6 +44,8 @@ class Tape:
         self.num_nodes = len(topological_order(*outputs))
         outputs, self.passes = run_passes(outputs, passes)
         self.layout = lay_out(schedule(outputs, placeholders, self.params))
+        if "matmul" in self.passes:
+            self.layout = fuse_linear(self.layout)
         self.used_params: tuple[Value, ...] = self.layout.params  # the parameters the outputs use, in row order
         self._plans: dict[int, Plan] = {}
         self._get_data = attrgetter("data")
@@ -139,10 +142,11 @@ class Tape:
         g: Group = step.group
         out, args = step.out, step.args
         batch = out.shape[-1]
-        cols = [np.broadcast_to(a, out.shape).reshape(-1, batch) for a in args]
+        # (a fused layer is products and sums, where the scalar engine never raises: no search)
+        cols = [np.broadcast_to(a, out.shape).reshape(-1, batch) for a in args] if g.elementwise else []
         outs = out.reshape(-1, batch)
         grads = step.grad.reshape(-1, batch) if where != "forward" else None
-        for j in range(batch):
+        for j in range(batch if g.elementwise else 0):
             for r in range(outs.shape[0]):
                 xs = [float(a[r, j]) for a in cols]
                 try:

@@ -131,12 +131,14 @@ class Trainer:
             yield value
 
 
-def outputs_tape(model, objective, example: np.ndarray) -> Tape:
+def outputs_tape(model, objective, example: np.ndarray, passes: tuple[str, ...] | None = None) -> Tape:
     """``objective.output(model, x)`` as a function of one sample ``x``, traced once (on
-    ``example``) and cached per (model, objective, number of inputs)."""
+    ``example``) with ``passes`` (default: all) and cached per (model, objective, number of
+    inputs, passes)."""
     example = np.asarray(example, dtype=np.float64)
-    return _cached_tape(model, ("outputs", objective, len(example)),
-                        lambda: trace(lambda *xs: objective.output(model, list(xs)), example, model.parameters()))
+    return _cached_tape(model, ("outputs", objective, len(example), passes),
+                        lambda: trace(lambda *xs: objective.output(model, list(xs)), example, model.parameters(),
+                                      passes=passes))
 
 
 def batched_outputs(model, objective, X: np.ndarray) -> np.ndarray:
