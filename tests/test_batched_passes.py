@@ -133,3 +133,27 @@ def test_matmul_leaves_products_that_something_else_reads():
     tape = trace(fn, [1.0, 2.0], w, passes=("matmul",))
     assert "linear" not in [g.op.name for g in tape.layout.groups]
     assert_matches_scalar(fn, np.array([[1.0, 2.0], [-0.5, 0.25]]), w)
+
+
+def test_a_step_that_assigns_its_gradients_needs_no_zeroing_between_steps():
+    # The circle tape after its passes writes every gradient row once: G is zeroed and seeded once
+    # per batch size, not every step. Steps after other uses of the plan (a step that the previous
+    # one seeded differently, tape.backward's seed) must still give fresh gradients.
+    fn, params, tape = circle(None)
+    plan = tape.plan(16)
+    assert not plan.run_step_zeroes
+    vals = np.array([p.data for p in tape.used_params])
+    grads = np.empty_like(vals)
+    rng = np.random.default_rng(7)
+    for i in range(4):
+        batch = rows(16, seed=10 + i)
+        plan.inputs_view[...] = batch.T
+        loss = tape.mean_step(plan, vals + 0.01 * i, grads)
+        if i == 2:
+            tape.backward(batch, rng.normal(size=16))  # reseeds G with other output gradients
+        for p, v in zip(tape.used_params, vals + 0.01 * i):
+            p.data = v
+        fresh = trace(fn, [0.1, 0.2, 1.0], params)  # a new tape: a new, zeroed plan
+        want_loss, want = grads_of(fresh, tape.used_params, batch)
+        assert loss == pytest.approx(want_loss, rel=1e-14)
+        np.testing.assert_allclose(grads, want, rtol=1e-13, atol=1e-16)

@@ -9,6 +9,7 @@ gradient rows of inputs 0 and 1), as :meth:`Tape.show <tinygrad_edu.batched.Tape
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -72,7 +73,22 @@ def describe_slot(layout: Layout, g: Group, k: int, names: list[str] | None = No
     return describe_rows(layout, table, names) + "[...]"
 
 
-def compile_plan(plan: Plan, skip_unused: bool = False) -> tuple[str, Callable, Callable, Callable]:
+@dataclass(frozen=True)
+class Compiled:
+    """A plan's generated code: ``run_forward()`` and ``run_backward()`` (every value and gradient
+    in ``V`` and ``G``; backward adds into ``G``, zeroed and seeded first), and ``run_step()``, both
+    passes, returning the first output's sum over the batch. ``run_step_zeroes`` says whether
+    run_step, too, needs ``G`` zeroed and seeded before every call; else once is enough: it assigns
+    every gradient row it writes."""
+
+    source: str
+    run_forward: Callable[[], None]
+    run_backward: Callable[[], None]
+    run_step: Callable[[], float]
+    run_step_zeroes: bool
+
+
+def compile_plan(plan: Plan, skip_unused: bool = False) -> Compiled:
     """Python source for ``plan``'s step and the three functions it defines: ``run_forward()`` and
     ``run_backward()`` (every value and gradient in ``V`` and ``G``), and ``run_step()``, both
     passes in one function, where (for small batches) a group's result that is only ever read whole
@@ -113,7 +129,7 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> tuple[str, Callable, 
 
     # exact[i][k]: the group whose whole output slot k of group i reads in its own layout, or None.
     exact: list[list[int | None]] = []
-    in_V = set(owner[output_rows].tolist())  # results that must be stored in V
+    in_V: set[int] = set()  # results that must be stored in V, for their readers (run_step)
     for step in plan.forward:
         g = step.group
         if g is None:
@@ -128,7 +144,7 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> tuple[str, Callable, 
                 in_V.update(owner[g.slots[k]].tolist())
         exact.append(row)
     in_V.discard(-1)
-    # Gradients kept local: every contribution is a plain add from a slot that reads it whole.
+    outputs = set(owner[output_rows].tolist()) - {-1}  # stored too, except by run_step    # Gradients kept local: every contribution is a plain add from a slot that reads it whole.
     contributions = [0] * len(groups)
     in_G = set(owner[output_rows].tolist())
     for step in plan.backward:
@@ -152,6 +168,8 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> tuple[str, Callable, 
         return f"# {names[i]}: {g.op.name} of {reads}; {g.size} node{'s' if g.size > 1 else ''} as {g.shape}"
 
     def forward_lines(local: bool) -> list[str]:
+        """The forward pass; ``local``: run_step's, results in locals where they can be, the
+        outputs not stored (run_step returns the first output's sum over the batch)."""
         lines = []
         for step in plan.forward:
             g = step.group
@@ -167,9 +185,33 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> tuple[str, Callable, 
                 lines.append(f"{bind(step.out, 'V_' + names[i])}[...] = {call}")
             else:
                 lines.append(f"{names[i]} = {call}")
-                if i in in_V:
+                if i in in_V or (i in outputs and i != first_owner):
                     lines.append(f"{bind(step.out, 'V_' + names[i])}[...] = {names[i]}")
         return lines
+
+    # run_step returns the first output's sum over the batch (the mean loss's numerator): from its
+    # local when it is a group of one node, without storing it, else from its row of V.
+    first_row = int(output_rows[0])
+    first_owner = int(owner[first_row])
+    if first_owner >= 0 and groups[first_owner].size == 1 and first_owner not in in_V:
+        first_sum = f"{bind(np.add.reduce, 'reduce')}({names[first_owner]}, None)"
+    else:
+        first_owner = -1
+        first_sum = f"{bind(np.add.reduce, 'reduce')}({bind(V[first_row], 'V_out')})"
+
+    # Without accumulating adds (a run, a reduction or a scatter) and with every gradient row that
+    # run_step writes written once, each write can assign rather than add: G needs no zeroing.
+    written: list[int] = []
+    zeroing = False
+    for step in plan.backward:
+        i = index[id(step.group)]
+        zeroing |= bool(step.other)
+        for k, _ in step.plain:
+            p = exact[i][k]
+            if p is None or p in in_G:
+                written += step.group.slots[k].tolist()
+    rows_written = set(written)
+    zeroing |= len(rows_written) != len(written) or bool(rows_written & set(output_rows.tolist()))
 
     def backward_lines(local: bool) -> list[str]:
         lines = []
@@ -197,7 +239,7 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> tuple[str, Callable, 
             for k, t in step.plain:
                 p = exact[i][k]
                 if not local or p is None or p in in_G:
-                    lines.append(f"{bind(t, slot_name(g, k, 'G_'))} += {d[k]}")
+                    lines.append(f"{bind(t, slot_name(g, k, 'G_'))} {'+=' if zeroing or not local else '[...] ='} {d[k]}")
                 elif p in started:
                     lines.append(f"d_{names[p]} = d_{names[p]} + {d[k]}")
                 else:
@@ -211,11 +253,16 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> tuple[str, Callable, 
     # (128 KiB) is fresh, page-faulting memory each call (the step gets 1.5-4x slower), where a
     # stored one is freed at once and its memory reused.
     local = max(g.size for g in groups) * V.shape[1] * 8 <= 128 * 1024 if groups else False
+    if not local:
+        zeroing = True
+        if first_owner >= 0:
+            first_sum = f"{bind(np.add.reduce, 'reduce')}({bind(V[first_row], 'V_out')})"
+            first_owner = -1
     bodies = {"run_forward": forward_lines(False), "run_backward": backward_lines(False),
-              "run_step": forward_lines(local) + backward_lines(local)}
+              "run_step": forward_lines(local) + backward_lines(local) + [f"return {first_sum}"]}
     defaults = ", ".join(f"{name}={name}" for name in env)
     source = "\n".join(line for name, body in bodies.items()
                        for line in [f"def {name}({defaults}):", *("    " + b for b in body or ["pass"])])
     namespace = dict(env)
     exec(compile(source, "<tinygrad_edu.batched step>", "exec"), namespace)
-    return source, *(namespace[name] for name in bodies)
+    return Compiled(source, *(namespace[name] for name in bodies), zeroing)

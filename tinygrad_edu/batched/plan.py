@@ -296,7 +296,9 @@ class Plan:
                                                   tuple(plain), tuple(other), g))
         self.backward.reverse()
         compiled = compile_plan(self, skip_unused="skip_unused_gradients" in passes)
-        self.source, self.run_forward, self.run_backward, self.run_step = compiled
+        self.source, self.run_forward, self.run_backward = compiled.source, compiled.run_forward, compiled.run_backward
+        self.run_step, self.run_step_zeroes = compiled.run_step, compiled.run_step_zeroes
+        self.seeded: float | None = None  # the seed G holds for run_step, when it needs no zeroing
 
     @property
     def batch(self) -> int:

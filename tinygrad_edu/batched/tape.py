@@ -211,30 +211,33 @@ class Tape:
         ``grads`` (arrays in :attr:`used_params` order), the parameters read from ``params`` and
         their gradients written into ``grads``."""
         n = plan.batch
-        totals = self._loss_step(plan, 1.0 / n, params, grads)
+        totals, loss_sum = self._loss_step(plan, 1.0 / n, params, grads)
         if grads is None:
             for p, total in zip(self.used_params, totals.tolist()):
                 p.grad += total
-        return float(np.add.reduce(plan.first_output)) / n
+        return float(loss_sum) / n
 
     @_raising
     def _loss_step(self, plan: Plan, seed: float, params: np.ndarray | None = None,
-                   out: np.ndarray | None = None) -> np.ndarray:
+                   out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         """Forward and backward of a one-output tape, the output's gradient ``seed`` per sample,
-        the parameters read as in :meth:`load_params`: the parameters' gradients in ``out`` or a
-        new array. On a floating-point error, both passes are replayed group by group."""
+        the parameters read as in :meth:`load_params`: the parameters' gradients (in ``out`` or a
+        new array) and the output's sum over the batch. ``G`` is zeroed and seeded only when the
+        step needs it (see ``codegen.Compiled``). On a floating-point error, both passes are
+        replayed group by group."""
         self.load_params(plan, params)
-        self.seed(plan, None, seed)
+        if plan.run_step_zeroes or plan.seeded != seed:
+            self.seed(plan, None, seed)
         try:
-            plan.run_step()
-            return np.dot(plan.param_grads, plan.ones, out=out)
+            loss_sum = plan.run_step()
+            return np.dot(plan.param_grads, plan.ones, out=out), loss_sum
         except ARITHMETIC_ERRORS:
             self.replay_forward(plan)
             totals = self.replay_backward(plan, None, seed)
-            if out is None:
-                return totals
-            out[...] = totals
-            return out
+            if out is not None:
+                out[...] = totals
+                totals = out
+            return totals, np.add.reduce(plan.first_output)
 
     def seed(self, plan: Plan, grad_outputs: np.ndarray | None, seed: float) -> None:
         """Zero the gradient buffer and put the outputs' gradients in: ``grad_outputs``
@@ -244,6 +247,7 @@ class Tape:
             plan.first_output_grad.fill(seed)
         else:
             np.add.at(plan.G, self.layout.output_rows, grad_outputs.T)
+        plan.seeded = seed if grad_outputs is None else None
 
     def run_backward(self, plan: Plan, grad_outputs: np.ndarray | None, seed: float = 1.0) -> None:
         """Fill the gradient buffer from the outputs' seed and add the parameters' gradients into
