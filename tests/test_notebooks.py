@@ -26,8 +26,10 @@ import notebooks as generator  # noqa: E402  (tools/notebooks.py)
 
 NOTEBOOK_BLOCK = re.compile(r"^<!-- notebook\n(?P<code>.*?)\n-->$", re.MULTILINE | re.DOTALL)
 IMAGE = re.compile(r"!\[[^\]]*\]\((?P<target>[^)\s]+)\)")
+FRAME = re.compile(r'<iframe [^>]*src="(?P<target>[^"]+)"')  # an embedded explorer page
 GRAPH_DISPLAYS = {"image/svg+xml", "text/html"}  # a graph: the SVG drawing or the HTML explorer
 FIGURE_DISPLAYS = {"image/png"}  # a matplotlib figure, inline
+GRAPHS = (".svg", ".gif", ".html")  # pictures of graphs: drawings, animations and explorers
 
 
 def shipped_notebooks() -> list[Path]:
@@ -47,7 +49,7 @@ def notebook_only_blocks(markdown: str) -> list[tuple[str, list[str]]]:
     blocks = []
     for match in NOTEBOOK_BLOCK.finditer(markdown):
         before = markdown[: match.start()].rstrip("\n").split("\n\n")[-1]
-        blocks.append((match["code"], IMAGE.findall(before)))
+        blocks.append((match["code"], IMAGE.findall(before) + FRAME.findall(before)))
     return blocks
 
 
@@ -124,6 +126,8 @@ def test_pictures_are_drawn_live_or_attached(path: Path):
     for cell in notebook["cells"]:
         for name, bundle in cell.get("attachments", {}).items():
             attached[name] = base64.b64decode(next(iter(bundle.values())))
+    for target in FRAME.findall(markdown):
+        assert "://" in target or target in live, f"the embedded page {target} is not shown live"
     for target in IMAGE.findall(markdown):
         picture = (chapter.parent / target).resolve()
         if target in live:
@@ -142,7 +146,7 @@ def test_notebook_runs_on_a_fresh_kernel_and_displays_its_pictures(path: Path, t
     nbformat.validate(notebook)
     markdown = chapter_of(notebook).read_text(encoding="utf-8")
     blocks = notebook_only_blocks(markdown)
-    if any(p.endswith((".svg", ".gif")) for _, pictures in blocks for p in pictures) or "draw" in markdown:
+    if any(p.endswith(GRAPHS) for _, pictures in blocks for p in pictures) or "draw" in markdown:
         request.getfixturevalue("require_svg_layout")
     monkeypatch.delenv("MPLBACKEND", raising=False)  # CI sets Agg; a notebook shows figures inline
     client = nbclient.NotebookClient(notebook, timeout=180, kernel_name="python3",
@@ -156,9 +160,64 @@ def test_notebook_runs_on_a_fresh_kernel_and_displays_its_pictures(path: Path, t
         cell = next(c for c in notebook.cells if c.cell_type == "code" and c.source.endswith(code.splitlines()[-1]))
         shown = [set(o.get("data", {})) for o in cell.outputs if o.output_type in ("display_data", "execute_result")]
         for picture in pictures:
-            wanted = GRAPH_DISPLAYS if picture.endswith((".svg", ".gif")) else FIGURE_DISPLAYS
+            wanted = GRAPH_DISPLAYS if picture.endswith(GRAPHS) else FIGURE_DISPLAYS
             assert any(kinds & wanted for kinds in shown), f"the cell drawing {picture} displayed {shown}"
-        graphs = sum(1 for p in pictures if p.endswith((".svg", ".gif")))
+        graphs = sum(1 for p in pictures if p.endswith(GRAPHS))
         assert sum(1 for kinds in shown if kinds & GRAPH_DISPLAYS) >= graphs, f"{pictures}: {shown}"
         errors = [o for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]
         assert errors == [], f"the cell drawing {pictures} wrote to stderr: {errors}"
+
+
+# --- the generator's conventions, on small chapters ------------------------------------------------
+
+
+def test_segments_keep_order_skip_marked_blocks_and_replace_pictures():
+    text = ("# T\n\nintro\n\n```python\nx = 1\n```\n\n<!-- skip-test -->\n```python\ninput()\n```\n\n"
+            "```bash\nls\n```\n\n![a graph](images/g.svg)\n\n<!-- notebook\nx\n-->\n\nend\n")
+    parts = generator.segments(text)
+    assert [(p.kind, p.skipped) for p in parts] == [
+        ("markdown", False), ("code", False), ("code", True), ("markdown", False), ("notebook", False), ("markdown", False)]
+    assert parts[1].text == "x = 1" and parts[1].line == 6
+    assert "input()" in parts[3].text and "```bash" in parts[3].text  # shown as prose, not run
+    assert "![a graph]" not in parts[3].text and parts[4].pictures == ["images/g.svg"] and parts[4].text == "x"
+    assert [(line, code) for line, code, skipped in python_blocks(text) if not skipped] == [(6, "x = 1")]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("prose\n\n<!-- notebook\nx\n-->\n", "must follow a paragraph of pictures"),
+    ("![a](images/a.png)\n\n<!-- notebook\nx\n", "never closed"),
+])
+def test_misplaced_notebook_blocks_are_refused(text, message):
+    with pytest.raises(ValueError, match=message):
+        generator.segments(text)
+
+
+def test_example_functions_are_inlined_with_what_they_use(tmp_path):
+    (tmp_path / "ch09_demo.py").write_text(
+        "from __future__ import annotations\nimport math\nimport numpy as np\nfrom _common import save\n"
+        "from tinygrad_edu import Value, grad\n\nSCALE, OFFSET = 2.0, 1.0\nUNUSED = 3\n\n"
+        "def helper(x):\n    return math.sqrt(x) * SCALE\n\ndef plot(x):\n    return Value(helper(x) + OFFSET)\n\n"
+        "def main():\n    save(plot(1.0))\n", encoding="utf-8")
+    code = generator.expand_example_imports("from ch09_demo import plot\ny = plot(4.0)", tmp_path)
+    namespace: dict = {}
+    exec(code, namespace)
+    assert namespace["y"].data == 5.0
+    assert "UNUSED" not in code and "numpy" not in code and "_common" not in code and "def main" not in code
+    assert "from tinygrad_edu import Value\n" in code  # only the names the functions use
+    with pytest.raises(ValueError, match="defines no nothing"):
+        generator.expand_example_imports("from ch09_demo import nothing", tmp_path)
+
+
+def test_an_embedded_page_must_be_shown_live(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "mkdocs.yml").write_text("repo_url: https://example.org/r\nnav:\n  - \"1. One\": 01-one.md\n", encoding="utf-8")
+    page = tmp_path / "docs" / "01-one.md"
+    frame = '<iframe src="../images/x.html" title="x"></iframe>'
+    page.write_text(f"# One\n\n```python\nx = 1\n```\n\n{frame}\n\n[its page](images/x.html)\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="cannot show in a notebook"):
+        generator.build_all(tmp_path)
+    page.write_text(f"# One\n\n```python\nx = 1\n```\n\n{frame}\n\n<!-- notebook\nx\n-->\n\n[its page](images/x.html)\n",
+                    encoding="utf-8")
+    notebook = json.loads(generator.build_all(tmp_path)["01-one.ipynb"])
+    assert [c["source"] for c in notebook["cells"] if c["cell_type"] == "code"] == ["x = 1", "x"]
+    assert "[its page](https://example.org/r/blob/main/docs/images/x.html)" in notebook["cells"][-1]["source"]
