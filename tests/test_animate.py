@@ -19,7 +19,7 @@ def neuron_graph():
 def test_steps_replay_backward_in_reverse_topological_order_without_touching_grads():
     x, w, b, y = neuron_graph()
     values = collect_values(y)
-    steps = backward_steps(y, values)
+    steps = backward_steps(y)
     assert [v.op.name for v, _ in steps] == ["tanh", "add", "mul"]
     d = 1 - math.tanh(0.5 * -1.5 + 0.2) ** 2
     after_tanh = steps[0][1]

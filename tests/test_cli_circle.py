@@ -2,8 +2,8 @@
 outputs, the result line, Ctrl-C, and one-line errors with exit code 2 for bad input."""
 
 import json
-import xml.etree.ElementTree as ET
 import re
+import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
@@ -166,6 +166,8 @@ def test_circle_draws_one_samples_loss_graph_clustered_by_layer(tmp_path, capsys
     for i in range(8):
         assert f"layers.0.neurons.{i}.b" in text and f"layers.1.neurons.0.w.{i}" in text
     assert "loss" in text and "grad 1" in text
+    # the title says which sample this is: the first training point, with its coordinates and target
+    assert re.search(r"loss of training sample 0 \(x = \(-?[\d.e-]+, -?[\d.e-]+\), target [01]\) after backward", text)
 
 
 def test_circle_without_dot_draws_the_graph_in_process(tmp_path, capsys, require_wasm_layout, no_dot):

@@ -14,7 +14,9 @@ from tinygrad_edu.viz import GraphTooLargeError, GraphvizNotFoundError, draw_gra
 from tinygrad_edu.viz.graph import (
     EXPLODING_COLOR,
     FILL,
+    PENDING_COLOR,
     VANISHING_COLOR,
+    ZERO_FLOW_COLOR,
     assign_modules,
     collect_values,
     module_of,
@@ -417,3 +419,57 @@ def test_without_any_layout_a_value_shows_its_repr(no_dot, monkeypatch):
     monkeypatch.setattr(layout._Wasm, "missing", "the in-process layout is not installed")
     _, _, _, y = neuron_graph()
     assert y._repr_mimebundle_() == {"text/plain": repr(y)}
+
+
+# --- the flaws a new user saw, fixed -------------------------------------------------------------
+
+
+def edge_strokes_from(svg, label: str) -> list[str]:
+    names = {title(g): texts(g)[0] for g in groups(svg, "node") if texts(g)}
+    return [stroke(g).get("stroke") for g in groups(svg, "edge") if names.get(title(g).split("->")[0]) == label]
+
+
+def test_edge_colours_are_on_one_scale_across_graphs(any_layout):
+    # x carries gradient 1 in both graphs; the second also has an edge carrying 1000.
+    x = Value(2.0, label="x")
+    small = x * 1.0
+    small.backward()
+    alone = edge_strokes_from(render(draw_graph(small)), "x")
+    x2, z = Value(2.0, label="x"), Value(1.0, label="z")
+    big = x2 * 1.0 + z * 1000.0
+    big.backward()
+    beside_a_big_one = edge_strokes_from(render(draw_graph(big)), "x")
+    assert alone == beside_a_big_one and len(alone) == 1
+    assert alone[0] != ZERO_FLOW_COLOR and luma(alone[0]) < 200  # gradient 1 is clearly visible
+
+
+def test_the_legend_says_in_words_what_the_colours_mean(any_layout):
+    _, _, _, y = neuron_graph()
+    y.backward()
+    source = draw_graph(y).source
+    assert "gradient along the edge" in source and "vjp" not in source
+    assert "≥ 100" in source and "≤ 0.0001" in source
+
+
+def test_negative_zero_is_shown_as_zero_and_no_label_cell_is_blank(any_layout):
+    x = Value(-0.0, label="x")
+    y = (x * 3.0).relu()
+    y.backward()
+    all_text = [t for g in groups(render(draw_graph(y)), "node") for t in texts(g)]
+    assert "data -0" not in all_text and "data 0" in all_text
+    # a value whose formula is too long to show gets no empty name cell
+    a = Value(1.0, label="a_rather_long_name")
+    long = (a * a * a * a).tanh()
+    long.backward()
+    assert not re.search(r'label="\{?\s*\|', draw_graph(long).source)
+
+
+def test_a_frame_lights_edges_only_where_gradient_has_passed(any_layout):
+    x, w, b, y = neuron_graph()
+    t = 1 - math.tanh(0.5 * -1.5 + 0.2) ** 2
+    # after tanh's step: its input's gradient is known, but the add has not passed it on yet
+    svg = render(draw_graph(y, grads={y: 1.0, y.parents[0]: t}, passed=[y]))
+    assert edge_strokes_from(svg, "b") == [PENDING_COLOR]
+    lit = [stroke(g).get("stroke") for g in groups(svg, "edge")
+           if stroke(g).get("stroke") not in (PENDING_COLOR, "black")]
+    assert len(lit) == 2  # tanh's input edge and its edge to y

@@ -145,17 +145,22 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def draw_sample_graph(model: nn.Module, objective: train.Objective, x, target: float, path: Path) -> Path | None:
-    """Draw one training sample's loss graph after backward, clustered by layer, to ``path``.
-    Returns the path, or ``None`` (with a one-line warning) when it could not be rendered; a
-    missing picture never costs the rest of the run's outputs."""
+def draw_sample_graph(model: nn.Module, objective: train.Objective, x, target: float, path: Path,
+                      index: int = 0) -> Path | None:
+    """Draw one training sample's loss graph after backward, clustered by layer, to ``path``; its
+    title says which sample (``index`` in the training set, its point and target). Returns the
+    path, or ``None`` (with a one-line warning) when it could not be rendered; a missing picture
+    never costs the rest of the run's outputs."""
     inputs = [Value(float(v), label=f"x{i}") for i, v in enumerate(x)]
     model.zero_grad()
     loss = objective.sample_loss(model, inputs, float(target))
     loss.label = "loss"
     loss.backward()
     try:
-        return save_graph(draw_graph(loss, cluster=True), path)
+        point = ", ".join(f"{float(v):.4g}" for v in x)
+        title = (f"The {objective.loss} loss of training sample {index} (x = ({point}), target {float(target):g}) "
+                 f"after backward")
+        return save_graph(draw_graph(loss, cluster=True, title=title), path)
     except GraphvizNotFoundError as err:  # the message names the file and what was written instead
         print(f"warning: {err}", file=sys.stderr)
         return None
@@ -212,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
             title=f"MLP {arch}: {100 * accuracy:.2f}% of test points correct")
         paths.append(out / "curves.png")
         plots.plot_curves(history, paths[-1])
-        graph_path = draw_sample_graph(model, objective, X_train[0], y_train[0], out / "graph.svg")
+        graph_path = draw_sample_graph(model, objective, X_train[0], y_train[0], out / "graph.svg", index=0)
         if graph_path is not None:
             paths.append(graph_path)
     for path in paths:

@@ -1,5 +1,6 @@
-"""Backpropagation as a movie: GIF frames in which the gradients fill in, node by node, in reverse
-topological order, each step applying one operation's derivative rule from the primitive table."""
+"""Backpropagation as a movie: GIF frames in which the gradients fill in, node by node, in the
+engine's backward order, each step applying one operation's derivative rule from the primitive
+table (the steps are :func:`.analysis.replay_backward`'s, the same the HTML explorer plays)."""
 
 from __future__ import annotations
 
@@ -7,26 +8,23 @@ import io
 import math
 from pathlib import Path
 
-from ..engine import Value
-from ..ops import FLOAT_MATH
 from .._io import atomic_write
+from ..engine import Value
 from . import layout
-from .graph import GraphTooLargeError, collect_values, draw_graph, flow_scale, gradient_flows
+from .analysis import replay_backward
+from .graph import GraphTooLargeError, collect_values, draw_graph
 
 
-def backward_steps(root: Value, values: list[Value]) -> list[tuple[Value, dict[Value, float]]]:
-    """Replay ``root.backward()`` without touching any ``.grad``: for each computed node in
-    reverse topological order, the node and a copy of all gradients known after pushing its
+def backward_steps(root: Value) -> list[tuple[Value, dict[Value, float]]]:
+    """Replay ``root.backward()`` without touching any ``.grad``: for each computed node in the
+    engine's backward order, the node and a copy of all gradients known after it passed its
     gradient to its parents (the gradients of this backward alone, as if all started at 0)."""
     grads: dict[Value, float] = {root: 1.0}
     steps = []
-    for v in reversed(values):
-        if v.is_leaf:
-            continue
-        local = v.op.vjp(FLOAT_MATH, grads.get(v, 0.0), v.data, *[p.data for p in v.parents])
-        for p, gp in zip(v.parents, local):
-            grads[p] = grads.get(p, 0.0) + gp
-        steps.append((v, dict(grads)))
+    for step in replay_backward(root):
+        for c in step.contributions:
+            grads[c.parent] = c.total
+        steps.append((step.node, dict(grads)))
     return steps
 
 
@@ -56,7 +54,7 @@ def animate_backward(
         raise ValueError(f"animate_backward writes a GIF: give a path ending in .gif, got {path.name!r}")
     if isinstance(max_frames, bool) or not isinstance(max_frames, int) or max_frames < 3:
         raise ValueError(f"max_frames must be an integer >= 3, got {max_frames!r}")
-    for key in ("grads", "highlight", "scale", "title", "collapse"):
+    for key in ("grads", "highlight", "passed", "title", "collapse"):
         if key in draw_options:
             raise TypeError(f"animate_backward sets {key!r} itself; leave it out")
     values = collect_values(root, limit=max_nodes)
@@ -68,20 +66,16 @@ def animate_backward(
         err.reason = f"the graph has more than {max_nodes} values"
         raise err
 
-    steps = backward_steps(root, values)
-    final = steps[-1][1] if steps else {root: 1.0}
-    flows = [abs(final[v]) for v, _ in steps]
-    for v, _ in steps:
-        flows += gradient_flows(v, final[v])
-    scale = flow_scale(flows)  # one colour scale, the finished backward's, for every frame
-
+    steps = backward_steps(root)
     per_frame = max(1, math.ceil(len(steps) / (max_frames - 2)))
-    frames = [({}, [], "forward pass: data only"), ({root: 1.0}, [root], "backward starts: d out / d out = 1")]
+    # (gradients shown, values outlined, values whose edges carry their gradient, title)
+    frames = [({}, [], [], "forward pass: data only"),
+              ({root: 1.0}, [root], [], "backward starts: d out / d out = 1")]
     for start in range(0, len(steps), per_frame):
         chunk = steps[start:start + per_frame]
         names = ", ".join(v.op.name for v, _ in chunk)
         end = start + len(chunk)
-        frames.append((chunk[-1][1], [v for v, _ in chunk],
+        frames.append((chunk[-1][1], [v for v, _ in chunk], [v for v, _ in steps[:end]],
                        f"step {end}/{len(steps)}: through {names if len(names) <= 40 else names[:37] + '...'}"))
 
     options = {"max_nodes": max_nodes, **draw_options}
@@ -89,8 +83,8 @@ def animate_backward(
         raise layout.GraphvizNotFoundError(f"the GIF animation needs Graphviz's dot, which is not on PATH: "
                                            f"{layout.INSTALL_HINT}")
     images = []
-    for grads, highlight, title in frames:
-        graph = draw_graph(root, grads=grads, highlight=highlight, scale=scale, title=title, **options)
+    for grads, highlight, passed, title in frames:
+        graph = draw_graph(root, grads=grads, highlight=highlight, passed=passed, title=title, **options)
         # A bounded canvas: rasterising a long chain at full size takes dot seconds per frame.
         graph.attr(dpi=str(dpi), size=f"{max_size[0] / dpi:.2f},{max_size[1] / dpi:.2f}")
         images.append(layout.render(graph.source, "png"))

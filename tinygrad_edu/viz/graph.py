@@ -21,24 +21,10 @@ import graphviz
 from ..engine import Value
 from . import layout
 from .analysis import (LAYOUT_FACTOR, PARAMETER_NAME, assign_modules, collect_values, format_number, gradient_flows, health,
-                       layout_size, module_levels, module_of, node_kind, short_names)
+                       layout_size, module_levels, module_of, node_kind, op_sign, short_names)
 from .layout import GraphvizNotFoundError
-
-
-# Colours. Fills say what a node is; a border says whether its gradient is healthy.
-FILL = {"parameter": "#dff0d8", "input": "#d9e8fb", "constant": "#f2f2f2", "operation": "#ffffff"}
-VANISHING_COLOR = "#3b6fd6"
-EXPLODING_COLOR = "#d62728"
-ZERO_FLOW_COLOR = "#c8c8c8"
-OP_FILL = "#fff6d5"
-HIGHLIGHT_COLOR = "#ff8c00"
-PENDING_COLOR = "#e4e4e4"
-# The flow colour scale, from little gradient (pale) to much (dark red). Luma falls monotonically.
-_SCALE = ((0.0, (190, 200, 220)), (0.5, (240, 140, 60)), (1.0, (150, 0, 30)))
-#: The colour scale spans the decades between the smallest and largest non-zero flow, within these bounds.
-MIN_DECADES, MAX_DECADES = 1.0, 6.0
-
-
+from .style import (EXPLODING_COLOR, FILL, FLOW_TITLE, HIGHLIGHT_COLOR, OP_FILL, PENDING_COLOR, VANISHING_COLOR,
+                    ZERO_FLOW_COLOR, flow_style, legend_stops)
 
 
 class GraphTooLargeError(ValueError):
@@ -63,49 +49,21 @@ def _record_escape(text: str) -> str:
     return re.sub(r'([\\{}|<>"])', r"\\\1", text)
 
 
-def _color_at(t: float) -> str:
-    t = min(max(t, 0.0), 1.0)
-    for (t0, c0), (t1, c1) in zip(_SCALE, _SCALE[1:]):
-        if t <= t1:
-            f = (t - t0) / (t1 - t0)
-            return "#%02x%02x%02x" % tuple(round(a + (b - a) * f) for a, b in zip(c0, c1))
-    return "#%02x%02x%02x" % _SCALE[-1][1]
+def _edge_style(flow: float, digits: int) -> dict[str, str]:
+    """Graphviz attributes of an edge carrying gradient ``flow`` on the fixed scale of :mod:`.style`."""
+    look = flow_style(flow)
+    attrs = {"color": look["color"], "penwidth": look["width"], "tooltip": f"gradient along this edge: {format_number(flow, digits)}"}
+    if look["dash"]:
+        attrs["style"] = look["dash"]
+    return attrs
 
 
-def flow_scale(flows: Iterable[float]) -> tuple[float, float]:
-    """The colour scale for these flows: (largest flow, decades spanned). The decades are those
-    between the smallest and largest non-zero flow, kept within MIN_DECADES..MAX_DECADES."""
-    positive = [f for f in flows if f > 0.0 and math.isfinite(f)]
-    if not positive:
-        return 0.0, MIN_DECADES
-    top = max(positive)
-    return top, min(max(math.log10(top / min(positive)), MIN_DECADES), MAX_DECADES)
-
-
-def _flow_position(flow: float, scale: tuple[float, float]) -> float | None:
-    """Where ``flow`` sits on the colour scale: 1 for the largest, 0 at the bottom; None for no flow."""
-    top, decades = scale
-    if not flow > 0.0 or not top > 0.0:
-        return None
-    return min(max(1.0 + math.log10(flow / top) / decades, 0.0), 1.0)
-
-
-def _edge_style(flow: float, scale: tuple[float, float], digits: int) -> dict[str, str]:
-    if math.isnan(flow):
-        return {"color": EXPLODING_COLOR, "style": "dotted", "tooltip": "gradient flow: undefined (NaN)"}
-    t = _flow_position(flow, scale)
-    tip = f"gradient flow {format_number(flow, digits)}"
-    if t is None:
-        return {"color": ZERO_FLOW_COLOR, "style": "dashed", "penwidth": "0.7", "tooltip": tip}
-    return {"color": _color_at(t), "penwidth": f"{0.8 + 3.2 * t:.2f}", "tooltip": tip}
-
-
-def _edge_attrs(use_color: bool, flow: float | None, scale: tuple[float, float], digits: int) -> dict[str, str]:
+def _edge_attrs(use_color: bool, flow: float | None, digits: int) -> dict[str, str]:
     if not use_color:
         return {}
     if flow is None:  # no gradient has reached this edge yet (a frame of an animation)
         return {"color": PENDING_COLOR}
-    return _edge_style(flow, scale, digits)
+    return _edge_style(flow, digits)
 
 
 def _health_attrs(state: str) -> dict[str, str]:
@@ -115,16 +73,12 @@ def _health_attrs(state: str) -> dict[str, str]:
     return {"color": EXPLODING_COLOR, "penwidth": "3"}
 
 
-def _legend(scale: tuple[float, float] | None, digits: int, kinds: Iterable[str], health: bool) -> str:
+def _legend(flows: bool, kinds: Iterable[str], health: bool) -> str:
     rows = []
-    if scale and scale[0] > 0.0:
-        rows.append('<TR><TD COLSPAN="2"><B>gradient flow |vjp|</B></TD></TR>')
-        for t in (1.0, 2 / 3, 1 / 3, 0.0):
-            magnitude = scale[0] * 10 ** (-scale[1] * (1.0 - t))
-            rows.append(
-                f'<TR><TD BGCOLOR="{_color_at(t)}" WIDTH="{int(10 + 20 * t)}"> </TD>'
-                f'<TD ALIGN="LEFT">{"≤ " if t == 0 else ""}{format_number(magnitude, 2)}</TD></TR>'
-            )
+    if flows:
+        rows.append(f'<TR><TD COLSPAN="2"><B>{FLOW_TITLE}</B></TD></TR>')
+        for i, (color, _, text) in enumerate(legend_stops()):
+            rows.append(f'<TR><TD BGCOLOR="{color}" WIDTH="{30 - 7 * i}"> </TD><TD ALIGN="LEFT">{text}</TD></TR>')
         rows.append(f'<TR><TD BGCOLOR="{ZERO_FLOW_COLOR}"> </TD><TD ALIGN="LEFT">0 (dashed)</TD></TR>')
     for kind in kinds:
         rows.append(f'<TR><TD BGCOLOR="{FILL[kind]}" BORDER="1"> </TD><TD ALIGN="LEFT">{kind}</TD></TR>')
@@ -191,16 +145,17 @@ def draw_graph(
     title: str | None = None,
     grads: Mapping[Value, float] | None = None,
     highlight: Iterable[Value] = (),
-    scale: tuple[float, float] | None = None,
+    passed: Iterable[Value] | None = None,
 ) -> graphviz.Digraph:
     """Draw the graph that ends at ``root`` as a ``graphviz.Digraph`` (shown inline in Jupyter;
     save it with :func:`save_graph`).
 
     Each Value is a record (label or short formula, ``data``, ``grad``); each operation is a small
     node named from the primitive table; edges run from inputs through operations to ``root``.
-    With ``color_by="grad"`` an edge's colour and width grow with the gradient flowing along it
-    (log scale from the largest flow down, see :func:`flow_scale`; zero flow is dashed grey), and a
-    legend explains the scale. Fills mark parameters (green), inputs (blue) and constants (grey);
+    With ``color_by="grad"`` an edge's colour and width grow with the gradient flowing along it, on
+    a fixed log scale (:mod:`tinygrad_edu.viz.style`: pale at 1e-4 or less, dark red at 100 or
+    more, so pictures can be compared; zero flow is dashed grey), and a legend explains the scale.
+    Fills mark parameters (green), inputs (blue) and constants (grey);
     a blue border marks a vanishing gradient (``|grad| < vanishing``), a thick red one an exploding
     gradient (``|grad| > exploding``, or NaN). If no gradient is set yet (before ``backward``)
     only data is shown.
@@ -214,8 +169,9 @@ def draw_graph(
 
     ``grads`` overrides the gradients shown (a map from Value to grad; values not in it show an
     empty grad field, and every grad field gets a fixed width so frames keep one layout),
-    ``highlight`` outlines some values, and ``scale`` fixes the colour scale
-    (a :func:`flow_scale` result); :func:`~tinygrad_edu.viz.animate_backward` uses these for its frames.
+    ``highlight`` outlines some values, and ``passed`` lists the computed values that have passed
+    their gradient on so far (only their edges are coloured; default: all);
+    :func:`~tinygrad_edu.viz.animate_backward` uses these for its frames.
     """
     _check_options(rankdir, color_by, max_nodes, collapse, cluster)
     if collapse is not None:
@@ -239,14 +195,13 @@ def draw_graph(
         grad_of = (lambda v: v.grad) if has_grad else (lambda v: None)
     else:
         grad_of = grads.get
+    done = None if passed is None else set(passed)
     flows: dict[Value, tuple[float, ...]] = {}
     for v in values:
         g = grad_of(v)
-        if not v.is_leaf and g is not None:
+        if not v.is_leaf and g is not None and (done is None or v in done):
             flows[v] = gradient_flows(v, g)
     any_grad = grads is not None or any(grad_of(v) is not None for v in values)
-    if scale is None:
-        scale = flow_scale([f for fs in flows.values() for f in fs] + [abs(grad_of(v)) for v in flows])
     use_color = color_by == "grad" and any_grad
 
     modules = assign_modules(values) if cluster else {}
@@ -268,7 +223,7 @@ def draw_graph(
         kind = node_kind(v)
         if kind not in kinds_seen and kind != "operation":
             kinds_seen.append(kind)
-        fields = [_record_escape(names[v])]
+        fields = [_record_escape(names[v])] if names[v] else []  # no blank cell for a long formula
         if show_data:
             fields.append(f"data {format_number(v.data, digits)}")
         g = grad_of(v)
@@ -277,7 +232,7 @@ def draw_graph(
             if grads is not None:  # frames of an animation: a fixed-width field keeps the layout still
                 text = text.ljust(digits + 5, "\u2007")  # figure space: as wide as a digit
             fields.append(f"grad {text}")
-        label = " | ".join(fields)
+        label = " | ".join(fields) or " "
         attrs = {"shape": "record", "style": "filled", "fillcolor": FILL[kind], "label": "{" + label + "}" if horizontal else label}
         tooltip = f"{kind}: data {v.data!r}" + (f", grad {g!r}" if g is not None else "")
         state = health(g, vanishing, exploding) if (g is not None and kind != "constant") else None
@@ -297,7 +252,7 @@ def draw_graph(
         if not v.is_leaf:
             op = v.op
             op_attrs = {
-                "label": op.symbol or op.name, "shape": "ellipse", "style": "filled", "fillcolor": OP_FILL,
+                "label": op_sign(op), "shape": "ellipse", "style": "filled", "fillcolor": OP_FILL,
                 "fontsize": "10", "width": "0.3", "height": "0.3", "margin": "0.02",
                 "tooltip": f"{op.name}: {op.format(*[names[p] or '·' for p in v.parents])}".replace("\\", "\\\\")
                 if op.arity != -1 else f"sum of {len(v.parents)} values",
@@ -313,14 +268,13 @@ def draw_graph(
             continue
         op_id = f"{ids[id(v)]}op"
         vflows = flows.get(v)
-        g = grad_of(v)
         for i, p in enumerate(v.parents):
-            dot.edge(ids[id(p)], op_id, **_edge_attrs(use_color, vflows and vflows[i], scale, digits))
-        dot.edge(op_id, ids[id(v)], **_edge_attrs(use_color, None if g is None else abs(g), scale, digits))
+            dot.edge(ids[id(p)], op_id, **_edge_attrs(use_color, vflows and vflows[i], digits))
+        # the op -> value edge carries the value's gradient into its rule: lit in the same frame
+        dot.edge(op_id, ids[id(v)], **_edge_attrs(use_color, None if vflows is None else abs(grad_of(v)), digits))
 
     if legend and (use_color or len(kinds_seen) > 1):
-        dot.node("legend", label=_legend(scale if use_color else None, digits, kinds_seen, use_color and any_health),
-                 shape="plaintext", fontsize="9")
+        dot.node("legend", label=_legend(use_color, kinds_seen, use_color and any_health), shape="plaintext", fontsize="9")
     return dot
 
 
@@ -415,7 +369,6 @@ def draw_collapsed(
             a, b = group[p], group[v]
             if a is not None and b is not None and a != b:
                 between[(a, b)] += f
-    scale = flow_scale(between.values())
     use_color = color_by == "grad" and has_grad
 
     def order(name: str):  # inputs, then modules in numeric order (layers.2 before layers.10), then output
@@ -452,10 +405,10 @@ def draw_collapsed(
         statements[module].append(("node", ids[name], attrs))
     _emit_clusters(dot, statements)
     for (a, b), f in between.items():
-        attrs = _edge_style(f, scale, digits) if use_color else {}
+        attrs = _edge_style(f, digits) if use_color else {}
         dot.edge(ids[a], ids[b], **attrs)
     if legend and use_color:
-        dot.node("legend", label=_legend(scale, digits, kinds, any_health), shape="plaintext", fontsize="9")
+        dot.node("legend", label=_legend(True, kinds, any_health), shape="plaintext", fontsize="9")
     return dot
 
 
@@ -511,5 +464,5 @@ def save_graph(graph: graphviz.Digraph, path: str | Path) -> Path:
 
 __all__ = [
     "draw_graph", "draw_collapsed", "save_graph", "DrawnGraph", "value_mimebundle", "NOTEBOOK_MAX_NODES", "collect_values", "node_kind", "module_of", "assign_modules",
-    "gradient_flows", "flow_scale", "layout_size", "LAYOUT_FACTOR", "GraphTooLargeError", "GraphvizNotFoundError", "PARAMETER_NAME",
+    "gradient_flows", "layout_size", "LAYOUT_FACTOR", "GraphTooLargeError", "GraphvizNotFoundError", "PARAMETER_NAME",
 ]
