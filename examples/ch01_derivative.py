@@ -1,7 +1,8 @@
 """Chapter 1: a derivative by hand, then with ``Value``.
 
 Makes the picture of y = tanh(x·w + b) as a function of w with its tangent at w = -1.5 (slope =
-``w.grad``) and the drawn computation graph of y after ``backward()``.
+``w.grad``), the drawn computation graph of y after ``backward()``, and the interactive explorer of
+that graph (one HTML file, embedded in the chapter).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main(argv=None) -> None:
 
     graph = draw_graph(y, title="y = tanh(x·w + b) after y.backward()")
     print(f"wrote {save_graph(graph, args.out / 'ch01-graph.svg')}")
+    print(f"wrote {y.explore(title='y = tanh(x·w + b), step by step').save(args.out / 'ch01-explorer.html')}")
 
 
 if __name__ == "__main__":

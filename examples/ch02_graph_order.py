@@ -1,7 +1,8 @@
 """Chapter 2: the graph and the topological order.
 
-Draws the graph of ``b = a + a; c = b * b`` (a value used twice) after ``backward()``, and an
-animation of the backward pass through a two-input neuron, one operation per frame.
+Draws the graph of ``b = a + a; c = b * b`` (a value used twice) after ``backward()``, its
+interactive explorer (one HTML file, embedded in the chapter), and an animation of the backward
+pass through a two-input neuron, one operation per frame.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main(argv=None) -> None:
     c = reused()
     c.backward()
     print(f"wrote {save_graph(draw_graph(c, title='b = a + a;  c = b * b  after c.backward()'), args.out / 'ch02-reuse.svg')}")
+    print(f"wrote {c.explore(title='b = a + a;  c = b * b, step by step').save(args.out / 'ch02-explorer.html')}")
     gif = animate_backward(neuron(), args.out / "ch02-backward.gif", frame_ms=900, dpi=60 if args.quick else 80)
     print(f"wrote {gif}")
 

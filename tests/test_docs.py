@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_MARKER = "<!-- skip-test -->"
 NEEDS_DOT = ("animate_backward", ".render(")  # blocks that need the system Graphviz (GIF, raster formats)
-NEEDS_LAYOUT = ("save_graph", "svg_from_dot", "_repr_mimebundle_")  # blocks that lay out SVG (dot or in-process)
+NEEDS_LAYOUT = ("save_graph", "svg_from_dot", "_repr_mimebundle_", "explore(")  # blocks that lay out SVG (dot or in-process)
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 
 

@@ -18,7 +18,8 @@ EXAMPLES = sorted((ROOT / "examples").glob("ch[0-9][0-9]_*.py"))
 IMAGES = ROOT / "docs" / "images"
 
 # What a well-formed file of each kind starts with.
-MAGIC = {".png": (b"\x89PNG\r\n\x1a\n",), ".gif": (b"GIF87a", b"GIF89a"), ".svg": (b"<?xml", b"<svg")}
+MAGIC = {".png": (b"\x89PNG\r\n\x1a\n",), ".gif": (b"GIF87a", b"GIF89a"), ".svg": (b"<?xml", b"<svg"),
+         ".html": (b"<!DOCTYPE html>",)}
 
 
 def test_there_is_an_example_per_chapter():
@@ -47,7 +48,7 @@ def test_example_runs_quick_and_writes_its_figures(script: Path, tmp_path, reque
         assert name.startswith(prefix), f"{script.name} wrote {name}, not named {prefix}*"
         data = (out / name).read_bytes()
         magic = MAGIC.get(Path(name).suffix)
-        assert magic is not None, f"{name}: not a .png, .gif or .svg figure"
+        assert magic is not None, f"{name}: not a .png, .gif or .svg figure or an .html explorer"
         assert data.lstrip().startswith(magic), f"{name} does not start like a {Path(name).suffix} file"
     assert sorted(tmp_path.iterdir()) == [out], "the example wrote outside --out"
 

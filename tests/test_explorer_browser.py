@@ -218,3 +218,20 @@ def test_hover_shows_a_node_s_details(page, tmp_path):
     panel = page.inner_text("[data-role=panel]")
     assert "out = tanh(x)" in panel and "1 - out * out" in panel
     assert "data -0.5005" in page.text_content("[data-label=y]")
+
+
+def test_the_readme_screenshot_is_taken_mid_backward(page, tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    try:
+        from explorer_screenshot import screenshot
+    finally:
+        sys.path.pop(0)
+    out = screenshot(page, tmp_path / "explorer.png")
+    assert out.read_bytes().startswith(b"\x89PNG")
+    explorer = page.locator("[data-explorer]")
+    k, steps = step(explorer)
+    assert explorer.get_attribute("data-phase") == "backward" and k == steps - 2
+    assert page.requests.external() == [] and page.console_errors == []

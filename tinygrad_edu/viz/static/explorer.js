@@ -54,6 +54,7 @@
     }
 
     function name(id) { return nodes[id].name; }
+    function dname(id) { var n = nodes[id].name; return /\s/.test(n) ? "(" + n + ")" : n; }  // for "d a / d b"
 
     // --- views ---------------------------------------------------------------------------------
     function showView(key) {
@@ -193,12 +194,12 @@
         panel.appendChild(el("p", { "class": "hint" }, "Hover or click a node for its details. Keys: \u2190 \u2192 step, space plays, Home resets."));
         return;
       }
-      var before = stateAt(step - 1).grads;
+      var before = stateAt(step - 1).grads;  // updated below: one step may add to a value twice (a + a)
       var node = nodes[st.node];
       panel.appendChild(el("h2", {}, "Backward through " + st.op + ": " + node.name));
       var t = el("table");
       row(t, "rule", st.rule, true);
-      row(t, "upstream gradient", "d " + name(data.root) + " / d " + node.name + " = " + st.upstream[1]);
+      row(t, "upstream gradient", "d " + dname(data.root) + " / d " + dname(st.node) + " = " + st.upstream[1]);
       panel.appendChild(t);
       st.contributions.forEach(function (c) {
         var box = el("div", { "class": "contribution", "data-contribution": c.parent });
@@ -211,6 +212,7 @@
         box.appendChild(f);
         box.appendChild(el("div", {}, "adds " + st.upstream[1] + " \u00d7 " + c.local[1] + " = " + c.value[1]));
         var prev = before[c.parent];
+        before[c.parent] = c.total;
         box.appendChild(el("div", {}, c.count > 1 && prev
           ? "its grad = " + prev[1] + " + " + c.value[1] + " = " + c.total[1] + " (the sum of " + c.count + " contributions so far)"
           : "its grad = " + c.total[1]));
