@@ -51,7 +51,7 @@ def test_a_page_with_a_raw_role_fails_the_build():
 def test_every_role_in_the_package_docstrings_is_converted():
     griffe = pytest.importorskip("griffe")
     package = griffe.load("tinygrad_edu", search_paths=[str(ROOT)],
-                          extensions=griffe.load_extensions(docs_roles.SphinxRoles()))
+                          extensions=griffe.load_extensions(docs_roles.SphinxRoles(docs_dir=str(ROOT / "docs"))))
     links, left = [], []
 
     def visit(obj):
@@ -65,5 +65,15 @@ def test_every_role_in_the_package_docstrings_is_converted():
     visit(package)
     assert left == []
     assert "tinygrad_edu.viz.graph.draw_graph" in links and "tinygrad_edu.ops" in links
-    for path in set(links):  # every link points at an object that exists
+    rendered = docs_roles.rendered_modules(p.read_text(encoding="utf-8") for p in (ROOT / "docs").glob("*.md"))
+    for path in set(links):  # every link points at an object that exists, in a module the reference renders
         assert package.modules_collection.get_member(path) is not None, path
+        assert any(path == m or path.startswith(m + ".") and members for m, members in rendered.items()), path
+    assert not any(link.startswith("tinygrad_edu.batched.tracing") for link in links)  # a module not rendered
+
+
+def test_rendered_modules_come_from_the_directives():
+    pages = ["# API\n\n::: tinygrad_edu.engine\n\n::: tinygrad_edu.testing\n    options:\n      members: false\n\n"
+             "text ::: not.a.directive\n::: tinygrad_edu.viz.graph"]
+    assert docs_roles.rendered_modules(pages) == {"tinygrad_edu.engine": True, "tinygrad_edu.testing": False,
+                                                  "tinygrad_edu.viz.graph": True}

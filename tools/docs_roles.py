@@ -62,37 +62,64 @@ try:
 except ImportError:  # only the MkDocs hook is needed (e.g. when the tests import this file)
     griffe = None
 
+DIRECTIVE = re.compile(r"^::: *(?P<ident>[\w.]+)[ \t]*\n(?P<options>(?:[ \t]+.*\n|[ \t]*\n)*)", re.MULTILINE)
+
+
+def rendered_modules(markdown_texts) -> dict[str, bool]:
+    """The modules the pages render with mkdocstrings (``::: module``): name -> whether their
+    members are shown too (not with ``members: false``)."""
+    found = {}
+    for text in markdown_texts:
+        for match in DIRECTIVE.finditer(text + "\n"):
+            found[match["ident"]] = not re.search(r"^\s*members:\s*false\s*$", match["options"], re.MULTILINE)
+    return found
+
+
 if griffe is not None:
+    from pathlib import Path
 
     class SphinxRoles(griffe.Extension):
-        """Griffe extension: rewrite the Sphinx roles of every docstring of the package (see the module)."""
+        """Griffe extension: rewrite the Sphinx roles of every docstring of the package (see the module).
+        ``docs_dir`` is where the pages are that say which modules the reference renders."""
+
+        def __init__(self, docs_dir: str = "docs") -> None:
+            super().__init__()
+            self.docs_dir = Path(docs_dir)
 
         def on_package(self, *, pkg, loader, **kwargs) -> None:
             if pkg.name != PACKAGE:
                 return
             collection = loader.modules_collection
+            modules = rendered_modules(p.read_text(encoding="utf-8") for p in sorted(self.docs_dir.glob("**/*.md")))
 
-            def canonical(path: str) -> str | None:
-                """Where the object named ``path`` is defined (an imported name points there), or None."""
+            def anchor(path: str) -> str | None:
+                """The anchor the reference has for the object named ``path`` (where it is defined, or
+                where a rendered module exports it), or None when the reference does not show it."""
                 try:
                     member = collection.get_member(path)
                     target = member.final_target if member.is_alias else member
                 except (KeyError, ValueError, AttributeError, griffe.AliasResolutionError, griffe.CyclicAliasError):
                     return None
-                return target.path if shown(target) else None
+                if shown(target):
+                    return target.path
+                if member.is_alias and member.parent.path in modules and member.name in (member.parent.exports or ()):
+                    return member.path  # rendered as a member of the module that exports it
+                return None
 
             def shown(obj) -> bool:
-                """Whether the reference page shows ``obj`` (so it has an anchor): mkdocstrings shows
-                public objects with a docstring, inside shown parents."""
-                while obj is not None:
-                    if obj.name.startswith("_") and obj.parent is not None or not obj.docstring:
+                """Whether a rendered module shows ``obj``: mkdocstrings shows public objects with a
+                docstring, inside shown parents."""
+                if obj.is_module:
+                    return obj.path in modules
+                while not obj.is_module:
+                    if obj.name.startswith("_") or not obj.docstring:
                         return False
                     obj = obj.parent
-                return True
+                return modules.get(obj.path, False)
 
             def visit(obj) -> None:
                 if obj.docstring is not None:
-                    obj.docstring.value = rewrite_roles(obj.docstring.value, lambda name: self._resolve(obj, name, canonical))
+                    obj.docstring.value = rewrite_roles(obj.docstring.value, lambda name: self._resolve(obj, name, anchor))
                 for member in obj.members.values():
                     if not member.is_alias:
                         visit(member)
@@ -100,7 +127,7 @@ if griffe is not None:
             visit(pkg)
 
         @staticmethod
-        def _resolve(obj, name: str, canonical) -> str | None:
+        def _resolve(obj, name: str, anchor) -> str | None:
             first, _, rest = name.partition(".")
             candidates = [name] if name.startswith(PACKAGE + ".") or name == PACKAGE else []
             try:
@@ -109,7 +136,7 @@ if griffe is not None:
             except griffe.NameResolutionError:
                 pass
             for path in candidates:
-                found = canonical(path) if path.split(".")[0] == PACKAGE else None
+                found = anchor(path) if path.split(".")[0] == PACKAGE else None
                 if found:
                     return found
             return None

@@ -1,5 +1,5 @@
 """The batched engine: trace a scalar computation once into a tape, then replay that tape forward
-and backward on NumPy arrays, one element per sample, with the rules of ``batched.tinygrad_edu.ops``.
+and backward on NumPy arrays, one element per sample, with the rules of :mod:`tinygrad_edu.ops`.
 
 Tracing calls your per-sample function once on placeholder ``Value`` inputs and keeps the graph it
 builds: its primitives, in topological order. The nodes that apply the same primitive at the same
@@ -25,11 +25,11 @@ place) and adds into their ``.grad`` like ``backward`` does, so optimizers work 
 replays the graph recorded at trace time: a function that branches on its inputs' values
 (``if x > 0``) is traced along the branch the example took.
 
-The package's modules are the stages, in order: ``batched.tracing`` (trace, classify and group the
-graph), ``batched.layout`` (rows and strided views), ``batched.plan`` (the step as a list of named steps
-on buffers for one batch size, and a reference interpreter of it), ``batched.codegen`` (the plan as
-straight-line Python), ``batched.tape`` (running, and replaying errors), ``batched.trainer`` (``train.fit``'s
-loop) and ``batched.numpy_math`` (the rules' math on arrays). ``print(tape)`` lists a tape's groups.
+The package's modules are the stages, in order: :mod:`.tracing` (trace, classify and group the
+graph), :mod:`.layout` (rows and strided views), :mod:`.plan` (the step as a list of named steps
+on buffers for one batch size, and a reference interpreter of it), :mod:`.codegen` (the plan as
+straight-line Python), :mod:`.tape` (running, and replaying errors), :mod:`.trainer` (``train.fit``'s
+loop) and :mod:`.numpy_math` (the rules' math on arrays). ``print(tape)`` lists a tape's groups.
 """
 
 from .numpy_math import NUMPY_MATH, NumpyMath

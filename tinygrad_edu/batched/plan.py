@@ -1,7 +1,7 @@
 """The plan: a laid-out tape bound to buffers for one batch size, every view made once, and the
 step spelled out as data: a list of :class:`ForwardStep` and one of :class:`BackwardStep`.
 
-``batched.codegen`` turns a plan into straight-line Python; :func:`interpret_forward` and
+:mod:`.codegen` turns a plan into straight-line Python; :func:`interpret_forward` and
 :func:`interpret_backward` run the same lists one step at a time, the reference the generated
 code is tested against and what the tape replays on a floating-point error.
 """
@@ -257,10 +257,10 @@ class Plan:
 
     ``V`` and ``G`` are the value and gradient buffers, ``(rows, batch)``; ``forward`` and
     ``backward`` the steps (the backward ones for the groups a gradient flows through, last group
-    first). ``codegen.compile_plan`` writes them as straight-line Python: ``run_forward()``,
+    first). :func:`~.codegen.compile_plan` writes them as straight-line Python: ``run_forward()``,
     ``run_backward()`` and ``run_step()`` (both passes: what a training step calls), ``source``
     being the code. ``zeros`` makes the buffers (the tests pass one making arrays that count NumPy
-    calls); ``passes`` are the tape's passes (``batched.passes``), the code passes among them apply."""
+    calls); ``passes`` are the tape's passes (:mod:`.passes`), the code passes among them apply."""
 
     def __init__(self, layout: Layout, batch: int, zeros: Callable[[tuple[int, int]], np.ndarray] = np.zeros,
                  passes: Sequence[str] = ()):

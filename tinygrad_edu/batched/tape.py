@@ -32,7 +32,7 @@ class Tape:
     ``params`` are the parameter leaves (read live, gradients accumulated), ``num_inputs`` the
     number of per-sample inputs, ``num_outputs`` the number of per-sample outputs, ``num_nodes``
     the number of scalar nodes per sample as traced and ``num_groups`` the number of stacked NumPy
-    operations one forward pass makes after the optimisation ``passes`` (``batched.passes``).
+    operations one forward pass makes after the optimisation :attr:`passes` (:mod:`.passes`).
     ``print(tape)`` lists the groups (:meth:`show`).
     """
 

@@ -27,7 +27,7 @@ def trace(fn: Callable[..., Value | Sequence[Value]], example: Sequence[float], 
     numbers in ``example``, e.g. the first row of your data) and returns a ``Value`` or a
     sequence of Values (the per-sample outputs). ``params`` are the leaves the tape reads live and
     differentiates; every other leaf ``fn`` uses is a constant, frozen at trace time. ``passes``
-    names the optimisation passes to make (``batched.passes``; default: all of
+    names the optimisation passes to make (:mod:`tinygrad_edu.batched.passes`; default: all of
     them; ``()``: none, the graph replayed as traced).
     """
     from .tape import Tape
