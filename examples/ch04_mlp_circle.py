@@ -30,15 +30,12 @@ def draw_boundary(ax, probs: np.ndarray, X: np.ndarray, y: np.ndarray, title: st
     ax.set_title(title, fontsize=9)
 
 
-def main(argv=None) -> None:
-    args = parse_args(__doc__.splitlines()[0], argv)
-    n, epochs, snap_at, grid = (600, 4, [0, 1, 2, 4], 40) if args.quick else (5000, 50, [0, 1, 2, 5, 10, 20, 35, 50], 120)
-
-    X, y = circle(n, seed=0)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, seed=0)
+def train_with_snapshots(X_train, y_train, X_test, y_test, epochs: int, snap_at: list[int], grid: int = 120,
+                         engine: str = "scalar"):
+    """Train the article's network (SGD lr 0.1, batch 32, seed 0) and keep the decision grid's
+    probabilities, with the test accuracy, after each epoch in ``snap_at`` (0: before training).
+    Returns (model, history, snapshots)."""
     model = MLP(2, [8, 1], activation="relu", output_activation="sigmoid", seed=0)
-    print(model)
-
     points = decision_grid(grid)
     snapshots: dict[int, tuple[np.ndarray, float]] = {}
 
@@ -49,39 +46,60 @@ def main(argv=None) -> None:
 
     snapshot(0, None)
     history = fit(model, X_train, y_train, X_test=X_test, y_test=y_test, optimizer=SGD(model.parameters(), lr=0.1),
-                  epochs=epochs, batch_size=32, seed=0, callback=snapshot, progress=False)
+                  epochs=epochs, batch_size=32, seed=0, callback=snapshot, progress=False, engine=engine)
+    return model, history, snapshots
+
+
+def snapshot_title(epoch: int, snapshots: dict) -> str:
+    accuracy = snapshots[epoch][1]
+    return f"epoch {epoch}" + ("" if np.isnan(accuracy) else f": test accuracy {100 * accuracy:.1f}%")
+
+
+def plot_snapshots(snapshots: dict, X: np.ndarray, y: np.ndarray, cols: int = 4):
+    """The decision boundary at each snapshot, in a grid of small plots over the points (X, y)."""
+    rows = -(-len(snapshots) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.1 * rows), squeeze=False)
+    for ax, epoch in zip(axes.flat, snapshots):
+        draw_boundary(ax, snapshots[epoch][0], X, y, snapshot_title(epoch, snapshots))
+    fig.suptitle("The decision boundary (black) forming during training; the true circle dashed", fontsize=11)
+    return fig
+
+
+def plot_final_boundary(model, history, X_test, y_test, grid: int = 120):
+    """The trained network's decision boundary over the test points."""
+    return plot_decision_boundary(lambda P: predict_proba(model, P), X_test, y_test, resolution=grid,
+                                  title=f"After {len(history.train_loss)} epochs: test accuracy "
+                                        f"{100 * history.test_accuracy[-1]:.1f}%")
+
+
+def main(argv=None) -> None:
+    args = parse_args(__doc__.splitlines()[0], argv)
+    n, epochs, snap_at, grid = (600, 4, [0, 1, 2, 4], 40) if args.quick else (5000, 50, [0, 1, 2, 5, 10, 20, 35, 50], 120)
+
+    X, y = circle(n, seed=0)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, seed=0)
+    model, history, snapshots = train_with_snapshots(X_train, y_train, X_test, y_test, epochs, snap_at, grid)
+    print(model)
     print(f"after {epochs} epochs: {history.summary()}")
 
-    def title(epoch: int) -> str:
-        accuracy = snapshots[epoch][1]
-        return f"epoch {epoch}" + ("" if np.isnan(accuracy) else f": test accuracy {100 * accuracy:.1f}%")
-
     shown_X, shown_y = X_test[:300], y_test[:300]
-    cols = 4
-    rows = len(snap_at) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.1 * rows), squeeze=False)
-    for ax, epoch in zip(axes.flat, snap_at):
-        draw_boundary(ax, snapshots[epoch][0], shown_X, shown_y, title(epoch))
-    fig.suptitle("The decision boundary (black) forming during training; the true circle dashed", fontsize=11)
-    save(fig, args.out, "ch04-boundary-forming.png", dpi=60 if args.quick else 90)
+    save(plot_snapshots(snapshots, shown_X, shown_y), args.out, "ch04-boundary-forming.png", dpi=60 if args.quick else 90)
 
     frames = []
     for epoch in snap_at:
         fig, ax = plt.subplots(figsize=(3.6, 3.8))
-        draw_boundary(ax, snapshots[epoch][0], shown_X, shown_y, title(epoch))
+        draw_boundary(ax, snapshots[epoch][0], shown_X, shown_y, snapshot_title(epoch, snapshots))
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=60 if args.quick else 80)
         plt.close(fig)
         frames.append(Image.open(buffer).convert("RGB"))
     durations = [700] * (len(frames) - 1) + [2500]  # hold the final boundary
     gif = args.out / "ch04-boundary.gif"
-    with atomic_write(gif, "wb") as f:
-        frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=durations, loop=0)
     print(f"wrote {gif}")
 
-    fig = plot_decision_boundary(lambda P: predict_proba(model, P), X_test, y_test, resolution=grid,
-                                 title=f"After {epochs} epochs: test accuracy {100 * history.test_accuracy[-1]:.1f}%")
-    save(fig, args.out, "ch04-boundary.png", dpi=60 if args.quick else 100)
+    save(plot_final_boundary(model, history, X_test, y_test, grid), args.out, "ch04-boundary.png",
+         dpi=60 if args.quick else 100)
     save(plot_curves(history), args.out, "ch04-curves.png", dpi=60 if args.quick else 90)
 
 

@@ -164,6 +164,8 @@ def test_notebook_runs_on_a_fresh_kernel_and_displays_its_pictures(path: Path, t
             assert any(kinds & wanted for kinds in shown), f"the cell drawing {picture} displayed {shown}"
         graphs = sum(1 for p in pictures if p.endswith(GRAPHS))
         assert sum(1 for kinds in shown if kinds & GRAPH_DISPLAYS) >= graphs, f"{pictures}: {shown}"
+        figures = len(pictures) - graphs  # each shown once (not by pyplot and again as the cell's value)
+        assert sum(1 for kinds in shown if kinds & FIGURE_DISPLAYS) == figures, f"{pictures}: {shown}"
         errors = [o for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]
         assert errors == [], f"the cell drawing {pictures} wrote to stderr: {errors}"
 
