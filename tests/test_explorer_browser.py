@@ -184,6 +184,9 @@ def test_an_mlp_starts_collapsed_and_a_click_opens_a_cluster(page, tmp_path):
     box = page.locator("[data-cluster][data-module='layers.0.neurons.0']")
     norm = math.sqrt(sum(p.grad ** 2 for n, p in model.named_parameters() if n.startswith("layers.0.neurons.0.")))
     assert float(box.get_attribute("data-grad-norm")) == pytest.approx(norm, rel=1e-3)  # shown to 4 digits
+    box.hover()  # the panel lists the module's parameters and their gradients
+    panel = page.inner_text("[data-role=panel]")
+    assert "layers.0.neurons.0" in panel and "3 parameters" in panel and "w.1" in panel
     cluster = box.get_attribute("data-cluster")
     box.click()
     assert explorer.get_attribute("data-view") == cluster
@@ -191,6 +194,9 @@ def test_an_mlp_starts_collapsed_and_a_click_opens_a_cluster(page, tmp_path):
     assert w.count() == 1 and w.is_visible()
     assert float(w.get_attribute("data-grad")) == pytest.approx(dict(model.named_parameters())["layers.0.neurons.0.w.1"].grad, rel=REL)
     assert page.locator("[data-cluster]").count() == 8  # the others stay closed
+    page.click(f"[data-frame={cluster}] > text")  # a click on the open module's frame closes it
+    assert explorer.get_attribute("data-view") == "collapsed" and w.count() == 0
+    box.click()
     page.click("[data-action=collapse-all]")
     assert explorer.get_attribute("data-view") == "collapsed" and w.count() == 0
 
@@ -235,3 +241,14 @@ def test_the_readme_screenshot_is_taken_mid_backward(page, tmp_path):
     k, steps = step(explorer)
     assert explorer.get_attribute("data-phase") == "backward" and k == steps - 2
     assert page.requests.external() == [] and page.console_errors == []
+
+
+def test_vanishing_and_exploding_gradients_are_marked_once_final(page, tmp_path):
+    dead, hot, fine = Value(-2.0, label="dead"), Value(0.5, label="hot"), Value(1.0, label="fine")
+    y = dead.relu() + hot * 5000.0 + fine * 1.0  # grads: 0, 5000, 1
+    open_page(page, y, tmp_path)
+    classes = lambda label: page.get_attribute(f"[data-label={label}]", "class")  # noqa: E731
+    assert "vanishing" not in classes("dead") and "exploding" not in classes("hot")  # nothing known yet
+    page.keyboard.press("End")
+    assert "vanishing" in classes("dead") and "exploding" in classes("hot")
+    assert "vanishing" not in classes("fine") and "exploding" not in classes("fine")

@@ -302,7 +302,23 @@ class Explorer:
     """An interactive explorer of one graph (make it with :func:`explore`).
 
     :meth:`to_html` is the page, :meth:`save` writes it, Jupyter shows it inline; :attr:`data` is
-    everything the page shows, as plain JSON-able data (nodes, edges, steps, clusters, layouts)."""
+    everything the page shows, as plain JSON-able data:
+
+    - ``nodes``: one per value, id ``n{i}`` with ``i`` its place in
+      :func:`~tinygrad_edu.engine.topological_order` of the root; label, display name, kind, op,
+      parents, data, the replayed gradient, its rule and local derivatives (formulas), its module box;
+    - ``edges``: ``{source, target, slot}`` from each input to the value computed from it;
+    - ``steps``: ``start`` (the leaves' values), one ``forward`` per computed value, ``seed``, then
+      one ``backward`` per computed value in the engine's order, with ``upstream`` and per input its
+      ``formula``, ``local`` derivative, added ``value`` and new ``total``; numbers are
+      ``[number, text]`` pairs (a non-finite number is its text, ``"nan"``);
+    - ``clusters`` (modules, with their gradient norm from each step on) and ``views`` (each
+      layout's SVG and how each drawn edge looks from each step on).
+
+    The page's stable hooks: each value's element has ``data-node``, ``data-label``,
+    ``data-value`` and ``data-grad`` (empty until filled in), each module box ``data-cluster``; the
+    controls ``data-action`` (``prev``, ``next``, ``play``, ``reset``, ``seek``, ``search``, ...);
+    the root element ``data-step`` and ``data-steps``."""
 
     def __init__(self, data: dict[str, Any]):
         self.data = data

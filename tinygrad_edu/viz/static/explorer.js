@@ -92,14 +92,19 @@
           g.setAttribute("aria-label", "open " + clusters[id].module);
           g.addEventListener("click", function (e) { e.stopPropagation(); showView(id); });
           g.addEventListener("keydown", function (e) { if (e.key === "Enter") showView(id); });
+          g.addEventListener("mouseenter", function () { if (!pinned) showCluster(id); });
+          g.addEventListener("mouseleave", function () { if (!pinned) showStep(); });
         }
       });
       stage.querySelectorAll("g.cluster").forEach(function (g) {
         var m = /^(c\d+)-frame$/.exec(g.id);
         if (!m) return;
         g.setAttribute("data-frame", m[1]);
-        var border = g.querySelector("path, polygon");
-        if (border) border.addEventListener("click", function (e) { e.stopPropagation(); showView("collapsed"); });
+        g.setAttribute("aria-label", "close " + clusters[m[1]].module);
+        var tip = document.createElementNS("http://www.w3.org/2000/svg", "title");
+        tip.textContent = "click to close " + clusters[m[1]].module;
+        g.insertBefore(tip, g.firstChild);
+        g.addEventListener("click", function (e) { e.stopPropagation(); showView("collapsed"); });
       });
     }
 
@@ -235,6 +240,20 @@
       if (node.health && step >= node.final_step) row(t, "mark", node.health + " gradient");
       panel.appendChild(t);
       if (pinned) panel.appendChild(el("p", { "class": "hint" }, "Click the node again, or press Escape, to go back to the step."));
+    }
+
+    function showCluster(id) {
+      var c = clusters[id], st = stateAt(step), norm = lastAt(c.norms, step);
+      panel.innerHTML = "";
+      panel.appendChild(el("h2", {}, c.module));
+      var t = el("table");
+      row(t, "holds", c.nodes.length + " values, " + c.params.length + " parameters");
+      row(t, "grad norm", norm ? norm[1] + " (of its parameters' gradients)" : "not reached yet");
+      c.params.forEach(function (id) {
+        row(t, nodes[id].label.slice(c.module.length + 1), st.grads[id] ? "grad " + st.grads[id][1] : "grad not reached yet");
+      });
+      panel.appendChild(t);
+      panel.appendChild(el("p", { "class": "hint" }, "Click the box to open it; click its frame to close it again."));
     }
 
     function pin(id) {
