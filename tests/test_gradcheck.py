@@ -64,7 +64,7 @@ def test_a_wrong_derivative_fails_with_a_table_worst_first():
     assert lines[0] == "gradcheck failed for f(x0, x1) = gc_wrong_square(x0)*x1 + x1"
     assert "1 of 2 partial derivatives differ" in lines[1] and "atol=1e-05, rtol=0.001" in lines[1]
     header = lines[3].split()
-    assert header == ["input", "value", "analytic", "numeric", "abs", "err", "rel", "err"]
+    assert header == ["input", "value", "analytic", "numeric", "abs", "err", "rel", "err", "tolerance", "num", "err", "step"]
     bad, good = lines[4].split(), lines[5].split()
     # d/dx0 = (2*1.5 + 0.1) * 2 analytically (wrong), 2*1.5*2 = 6 numerically (right).
     assert bad[:5] == ["✗", "x0", "1.5", "6.2", "6"]
@@ -86,7 +86,7 @@ def test_long_tables_are_cut():
         gradcheck(lambda *xs: sum((wrong_square(x) for x in xs), Value(0.0)), [1.0] * n)
     text = str(info.value)
     assert f"{n} of {n} partial derivatives differ" in text
-    assert text.splitlines()[-1] == "... 5 more"
+    assert "\n... 5 more\n" in text
 
 
 def test_raise_exception_false_returns_false():
@@ -108,20 +108,34 @@ def test_a_function_that_cuts_its_graph_is_caught():
         gradcheck(lambda x: Value(x.data**2) + x, [0.7])
 
 
-def test_at_a_kink_the_message_says_so():
+def test_at_a_kink_the_convention_passes_as_a_subgradient():
+    # relu'(0) = 0 lies between the one-sided slopes 0 and b = 2: a subgradient, so it passes.
+    assert gradcheck(lambda a, b: (a - 1.0).relu() * b, [1.0, 2.0])
+    assert gradcheck(lambda a, b: (a - 1.0).relu() * b, [1.0, 2.0], eps=1e-6)
+    assert gradcheck(lambda a: abs(a) * 3.0 + a, [0.0])
+
+
+# A kinked primitive whose convention at the kink is outside the one-sided slopes [0, 1].
+bad_kink = primitive("gc_bad_kink", lambda x: max(x, 0.0), lambda x: 1.0 if x > 0 else -0.5, kinks=(0.0,))
+
+
+def test_at_a_kink_a_value_outside_the_one_sided_derivatives_fails_and_names_the_convention():
     with pytest.raises(GradcheckError) as info:
-        gradcheck(lambda a, b: (a - 1.0).relu() * b, [1.0, 2.0])
+        gradcheck(lambda a, b: bad_kink(a - 1.0) * b, [1.0, 2.0])
     text = str(info.value)
-    assert "Near a kink" in text
-    assert "relu's input x0 - 1.0 = 0 is at its kink at 0" in text
-    assert "relu'(0) = 0" in text
+    row = next(line for line in text.splitlines() if line.startswith("✗"))
+    assert row.split()[1:5] == ["x0", "1", "-1", "[0,"]  # analytic -0.5 * 2; one-sided [0, 2]
+    assert "gc_bad_kink's input x0 - 1.0 = 0 is at its kink at 0 (gc_bad_kink'(0) = -0.5 by convention)" in text
+    assert "Culprit: 1 of 3" in text and "one-sided derivatives [0, 1]" in text
+    [culprit] = info.value.culprits
+    assert culprit.op.name == "gc_bad_kink" and culprit.partials[0].interval == (0.0, pytest.approx(1.0))
 
 
-def test_near_a_kink_the_message_says_so():
-    # |x| steps across 0 when x is closer to 0 than the numerical step.
-    with pytest.raises(GradcheckError) as info:
-        gradcheck(lambda a: abs(a * 2.0), [3e-7])
-    assert "abs's input x0*2.0 = 6e-07 is within 6e-07 of its kink at 0" in str(info.value)
+def test_near_a_kink_the_steps_stay_on_one_side():
+    # |x| at 3e-7: a step of 1e-6 would cross 0; the steps shrink instead, and the check passes.
+    assert gradcheck(lambda a: abs(a * 2.0), [3e-7])
+    assert gradcheck(lambda a: abs(a * 2.0), [3e-7], eps=1e-6)
+    assert numerical_gradient(lambda a: abs(a * 2.0), [3e-7], eps=1e-6) == pytest.approx([2.0], rel=1e-9)
 
 
 def test_far_from_a_kink_relu_passes():
@@ -184,8 +198,10 @@ def test_fn_must_return_a_value():
 def test_fn_must_be_finite_and_defined_around_the_point():
     with pytest.raises(ValueError, match="fn returned inf"):
         gradcheck(lambda a: a / 0.0 if False else a.exp() * 1e308, [10.0])
-    with pytest.raises(ValueError, match=r"fn is not defined at x0 = 1e-07 - 1e-06 .* smaller eps"):
-        gradcheck(lambda a: a.log(), [1e-7])
+    # Defined only at the point itself: no stencil fits on either side.
+    only_at_one = primitive("gc_only_at_one", lambda x: x if x == 1.0 else math.log(-1.0), lambda x: 1.0)
+    with pytest.raises(ValueError, match=r"fn is not defined on either side of x0 = 1.0"):
+        gradcheck(only_at_one, [1.0])
 
 
 def test_complex_step_refuses_ops_without_complex_support():

@@ -10,11 +10,14 @@ from __future__ import annotations
 import cmath
 import math
 import numbers
+import random
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from .. import ops
 from ..engine import Value, grad, no_grad, topological_order
+from . import kinks, numeric
+from .formula import format_op, formula
 
 Fn = Callable[..., Value]
 
@@ -27,69 +30,26 @@ COMPLEX_STEP_OPS = frozenset(
 
 class GradcheckError(AssertionError):
     """Raised by :func:`gradcheck` and :func:`gradgradcheck` when the derivatives do not match.
-    Its message is a table of the partial derivatives, worst first."""
+    Its message is a table of the partial derivatives, worst first, then the culprits: the
+    primitives whose rules fail their own check (see :mod:`.localize`). ``culprits`` holds those
+    as data (:class:`~.localize.Culprit`: the node, the failed local partials, the path to the
+    output), ``localization`` the whole :class:`~.localize.Localization`."""
 
+    def __init__(self, message: str, localization=None):
+        super().__init__(message)
+        self.localization = localization
 
-# ---------------------------------------------------------------------------------------------
-# Printing a graph as math
-
-
-_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "**": 4}
-_ATOM = 9
-
-
-def format_op(op: ops.Primitive, args: Sequence[tuple[str, int]]) -> tuple[str, int]:
-    """Render ``op`` applied to already-rendered ``(text, precedence)`` arguments as readable math
-    with only the parentheses that are needed: ``x0*x1 + exp(x2)``. Returns ``(text, precedence)``."""
-    if op.symbol is not None and len(args) == 2:
-        prec = _PRECEDENCE.get(op.symbol, 1)
-        (a, pa), (b, pb) = args
-        right_assoc = op.symbol == "**"
-        if pa < prec or (right_assoc and pa == prec):
-            a = f"({a})"
-        if pb < prec or (not right_assoc and pb == prec and op.symbol in "-/"):
-            b = f"({b})"
-        sep = f" {op.symbol} " if prec == 1 else op.symbol
-        return f"{a}{sep}{b}", prec
-    if op.prefix is not None:
-        (a, pa), = args
-        bare = pa >= 3 and not a.startswith(op.prefix)  # -(-x), not --x
-        return (f"{op.prefix}{a}" if bare else f"{op.prefix}({a})"), 3
-    if op.postfix is not None:
-        (a, pa), = args
-        return (f"{a}" if pa > 4 else f"({a})") + op.postfix.replace(" ", ""), 4
-    return f"{op.name}({', '.join(a for a, _ in args)})", _ATOM
-
-
-def _leaf_text(v: float) -> tuple[str, int]:
-    text = repr(v)
-    return text, (3 if text.startswith("-") else _ATOM)
-
-
-def formula(out: Value, inputs: Sequence[Value] = (), max_chars: int = 300) -> str:
-    """The graph that ends in ``out`` as one line of math, e.g. ``log(x0*x1 + exp(x2))``.
-
-    Each of ``inputs`` prints as its label (or ``x0``, ``x1``, … when unlabelled), other leaves as
-    their number. Shared subexpressions are written out each time; a part longer than
-    ``max_chars`` is shown as ``…``."""
-    names = {x: (x.label or f"x{i}") for i, x in enumerate(inputs)}
-    text: dict[Value, tuple[str, int]] = {}
-    for node in topological_order(out):
-        if node.op is None:
-            text[node] = (names[node], _ATOM) if node in names else (
-                (node.label, _ATOM) if node.label else _leaf_text(node.data)
-            )
-        else:
-            s, p = format_op(node.op, [text[p] for p in node.parents])
-            text[node] = ("…", _ATOM) if len(s) > max_chars else (s, p)
-    return text[out][0]
+    @property
+    def culprits(self) -> list:
+        """The culprit nodes' records, worst first (empty when no single rule is to blame)."""
+        return list(self.localization.culprits) if self.localization is not None else []
 
 
 # ---------------------------------------------------------------------------------------------
 # Evaluation
 
 
-def _check_inputs(inputs, eps: float, atol: float, rtol: float) -> list[float]:
+def _check_inputs(inputs, eps: float | None, atol: float, rtol: float) -> list[float]:
     if isinstance(inputs, (numbers.Real, Value)):
         inputs = (inputs,)
     try:
@@ -105,8 +65,11 @@ def _check_inputs(inputs, eps: float, atol: float, rtol: float) -> list[float]:
             raise ValueError(f"inputs[{i}] must be a finite real number, got {v!r:.60}")
         point.append(float(v))
     for name, v, positive in (("eps", eps, True), ("atol", atol, False), ("rtol", rtol, False)):
+        if name == "eps" and v is None:
+            continue  # automatic
         if not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0 or (positive and v == 0):
-            raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {v!r}")
+            raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}"
+                             f"{' (or None: automatic)' if name == 'eps' else ''}, got {v!r}")
     return point
 
 
@@ -127,37 +90,36 @@ def _trace(fn: Fn, point: list[float]) -> tuple[list[Value], Value]:
     return xs, out
 
 
-def _evaluate(fn: Fn, point: list[float], what: str) -> float:
-    """fn at ``point`` on the plain-float path (no graph recorded)."""
+def _evaluate(fn: Fn, point: list[float]) -> float:
+    """fn at ``point`` on the plain-float path (no graph recorded); raises where fn is undefined."""
+    with no_grad():
+        return _call(fn, [Value(v) for v in point]).data
+
+
+def _along(f: Callable[[list[float]], float], point: list[float], i: int) -> Callable[[float], float]:
+    """``f`` as a function of input ``i`` alone, the others held at ``point``."""
+    def g(t: float) -> float:
+        p = list(point)
+        p[i] = t
+        return f(p)
+    return g
+
+
+def _reference(f: Callable[[float], float], x: float, analytic: float, agrees, eps: float | None,
+               kink: tuple[bool, float | None], what: str) -> numeric.Check:
+    """The numerical check of one partial derivative: a fixed step ``eps * max(1, |x|)`` or the
+    automatic one, kept clear of nearby kinks, a subgradient check at a kink."""
+    at_kink, max_step = kink
+    step = None if eps is None else eps * max(1.0, abs(x))
+    if step is not None and max_step is not None and step > max_step:
+        step = None  # the given step would cross a kink: choose one that does not
     try:
-        with no_grad():
-            return _call(fn, [Value(v) for v in point]).data
-    except (ArithmeticError, ValueError) as err:
+        return numeric.check(analytic, f, x, agrees, step=step, at_kink=at_kink, max_step=max_step)
+    except numeric.NotDefinedError:
         raise ValueError(
-            f"fn is not defined at {what} (a point the numerical derivative needs): {err}. "
-            "Check at a point further inside fn's domain, or pass a smaller eps."
+            f"fn is not defined on either side of {what} = {x!r} (at any step down to {numeric.MIN_STEP:g} relative): "
+            "check at a point inside fn's domain"
         ) from None
-
-
-def _steps(point: list[float], eps: float) -> list[float]:
-    return [eps * max(1.0, abs(v)) for v in point]
-
-
-def _central(f: Callable[[list[float], str], object], point: list[float], eps: float) -> list:
-    """Central differences (f(x + h) - f(x - h)) / 2h of ``f`` in each input; ``f`` may return a
-    float or a list of floats."""
-    result = []
-    for i, h in enumerate(_steps(point, eps)):
-        up, down = list(point), list(point)
-        up[i] += h
-        down[i] -= h
-        span = up[i] - down[i]  # the step actually taken, after rounding
-        fu, fd = f(up, f"x{i} = {point[i]!r} + {h:.3g}"), f(down, f"x{i} = {point[i]!r} - {h:.3g}")
-        if isinstance(fu, list):
-            result.append([(a - b) / span for a, b in zip(fu, fd)])
-        else:
-            result.append((fu - fd) / span)
-    return result
 
 
 class _ComplexMath:
@@ -234,10 +196,18 @@ class _Row:
     numeric: float
     atol: float
     rtol: float
+    check: numeric.Check | None = None  # None: an exact reference (complex step)
 
     @property
     def abs_err(self) -> float:
+        if self.check is not None and self.check.interval is not None:  # distance to the subgradients
+            lo, hi = sorted(self.check.interval)
+            return abs(self.analytic - min(max(self.analytic, lo), hi))
         return abs(self.analytic - self.numeric)
+
+    @property
+    def tolerance(self) -> float:
+        return self.atol + self.rtol * abs(self.numeric)
 
     @property
     def rel_err(self) -> float:
@@ -247,23 +217,37 @@ class _Row:
 
     @property
     def ok(self) -> bool:
-        return self.abs_err <= self.atol + self.rtol * abs(self.numeric)  # False for NaN
+        if self.check is not None:
+            return self.check.ok
+        return self.abs_err <= self.tolerance  # False for NaN
 
     @property
     def badness(self) -> float:
         if not self.ok and math.isnan(self.abs_err):
             return math.inf
-        return self.abs_err / (self.atol + self.rtol * abs(self.numeric) or 1e-300)
+        return self.abs_err / (self.tolerance or 1e-300)
+
+    def cells(self) -> list[str]:
+        c = self.check
+        if c is not None and c.interval is not None:
+            lo, hi = sorted(c.interval)
+            num = f"[{lo:.6g}, {hi:.6g}]"
+        else:
+            num = f"{self.numeric:.6g}"
+        if c is None:
+            err, step = "0", "exact"
+        else:
+            err = f"{c.error:.1g}"
+            step = f"{c.step:.2g}" + ("" if c.stencil == "central" else f" {c.stencil}")
+        return ["✗" if not self.ok else "", self.name, f"{self.value:.6g}", f"{self.analytic:.6g}", num,
+                f"{self.abs_err:.6g}", f"{self.rel_err:.6g}", f"{self.tolerance:.2g}", err, step]
 
 
 def _table(rows: list[_Row], first: str, max_rows: int = 20) -> str:
     rows = sorted(rows, key=lambda r: r.badness, reverse=True)
     shown = rows[:max_rows]
-    head = ["", first, "value", "analytic", "numeric", "abs err", "rel err"]
-    body = [
-        ["✗" if not r.ok else "", r.name] + [f"{v:.6g}" for v in (r.value, r.analytic, r.numeric, r.abs_err, r.rel_err)]
-        for r in shown
-    ]
+    head = ["", first, "value", "analytic", "numeric", "abs err", "rel err", "tolerance", "num err", "step"]
+    body = [r.cells() for r in shown]
     widths = [max(len(line[c]) for line in [head, *body]) for c in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [head, *body]]
     if len(rows) > len(shown):
@@ -272,48 +256,26 @@ def _table(rows: list[_Row], first: str, max_rows: int = 20) -> str:
     return "\n".join(lines)
 
 
-def _kink_notes(out: Value, xs: list[Value], steps: list[float]) -> list[str]:
-    """Operations with a kink (relu, abs at 0) whose input is at the kink, or close enough that the
-    numerical steps cross it."""
-    notes = []
-    for node in topological_order(out):
-        op = node.op
-        if op is None or not op.kinks:
-            continue
-        for p in node.parents:
-            for k in op.kinks:
-                dist = abs(p.data - k)
-                sens = grad(p, xs, allow_unused=True) if p.op is not None or p in xs else (None,)
-                if all(s is None for s in sens):
-                    continue  # a constant: no input moves it
-                reach = sum(abs(s.data) * h for s, h in zip(sens, steps) if s is not None)
-                if dist <= 2 * reach:
-                    where = "at" if dist == 0 else f"within {dist:.3g} of"
-                    notes.append(
-                        f"{op.name}'s input {formula(p, xs, 80)} = {p.data:.6g} is {where} its kink at {k:g}, "
-                        f"where the derivative is a convention{_convention(op, k)} while the numerical derivative "
-                        "averages both sides. Check at a point away from the kink."
-                    )
-    return notes
+def _agrees(atol: float, rtol: float):
+    return lambda a, n, err: abs(a - n) <= atol + rtol * abs(n)  # False for NaN
 
 
-def _convention(op: ops.Primitive, k: float) -> str:
-    if op.arity != 1:
-        return ""
-    try:
-        d = op.vjp(ops.FLOAT_MATH, 1.0, op.forward(ops.FLOAT_MATH, k), k)[0]
-    except (ArithmeticError, ValueError, TypeError):
-        return ""
-    return f" ({op.name}'({k:g}) = {d:g})"
+def _method_text(method: str, eps: float | None) -> str:
+    if method == "complex":
+        return "complex step"
+    return "central differences, " + ("automatic step (Ridders' extrapolation)" if eps is None else f"eps={eps:g}")
 
 
 def _verdict(kind: str, out: Value, xs: list[Value], rows: list[_Row], first: str, method: str,
-             eps: float, atol: float, rtol: float, raise_exception: bool) -> bool:
+             atol: float, rtol: float, raise_exception: bool, hits: list, fn: Fn | None = None,
+             order: int = 1) -> bool:
     bad = [r for r in rows if not r.ok]
     if not bad:
         return True
     if not raise_exception:
         return False
+    from . import localize  # imports this module
+
     args = ", ".join(x.label for x in xs)
     parts = [
         f"{kind} failed for f({args}) = {formula(out, xs)}",
@@ -322,37 +284,70 @@ def _verdict(kind: str, out: Value, xs: list[Value], rows: list[_Row], first: st
         "",
         _table(rows, first),
     ]
-    notes = _kink_notes(out, xs, _steps([x.data for x in xs], eps))
-    if notes:
-        parts += ["", "Near a kink, so the mismatch may be expected:"] + [f"- {n}" for n in notes[:5]]
-    raise GradcheckError("\n".join(parts))
+    near = [h for per_input in hits for h in per_input]
+    if near:
+        parts += ["", "At or near a kink, where the derivative is a convention: checked as a subgradient, the "
+                      "analytic derivative must lie between the one-sided derivatives (shown as [left, right]):"]
+        parts += [f"- {n}" for n in kinks.notes(near, xs)[:5]]
+    loc = localize.localize(out, xs, order=order)
+    if not loc.culprits:
+        if any(h.at for per_input in hits for h in per_input):
+            loc.note = ("at a kink, the chain rule combined the rules' conventions into a value that is not between "
+                        "the one-sided derivatives of the whole (as in relu(x) - relu(-x) at 0, whose conventions "
+                        "give 0 where the slope is 1 on both sides): check at a point away from the kink")
+        elif fn is not None and order == 1:
+            loc.divergence, loc.note = localize.divergence(fn, out, xs, atol=atol, rtol=rtol)
+        elif order > 1:
+            loc.note = "so the fault is in how the derivative graph is built or combined, not in one rule"
+    parts += ["", localize.report(loc, out, xs)]
+    raise GradcheckError("\n".join(parts), loc)
 
 
 # ---------------------------------------------------------------------------------------------
 # Public API
 
 
-def numerical_gradient(fn: Fn, inputs: Sequence[float], *, eps: float = 1e-6, method: str = "central") -> list[float]:
-    """The gradient of ``fn`` at ``inputs`` by float64 numerics: central differences with step
-    ``eps * max(1, |x|)`` (``method="central"``), or the complex step on the recorded graph
-    (``method="complex"``)."""
+def numerical_gradient(fn: Fn, inputs: Sequence[float], *, eps: float | None = None, method: str = "central") -> list[float]:
+    """The gradient of ``fn`` at ``inputs`` by float64 numerics: central differences
+    (``method="central"``) with step ``eps * max(1, |x|)``, or with ``eps=None`` (the default) an
+    automatic step (Ridders' extrapolation, see :mod:`.numeric`); one-sided where only one side
+    is in fn's domain, and no step crosses a nearby kink. ``method="complex"`` uses the complex step on the recorded graph."""
     point = _check_inputs(inputs, eps, 0.0, 0.0)
     if method == "central":
-        return _central(lambda p, what: _evaluate(fn, p, what), point, eps)
+        f = lambda p: _evaluate(fn, p)  # noqa: E731
+        never = lambda a, n, e: True  # noqa: E731  (only the estimate is wanted)
+        hits = kinks.kinks_along(*reversed(_trace(fn, point)))
+        return [_reference(_along(f, point, i), x, 0.0, never, eps, (False, kinks.step_limits(hits[i])[1]), f"x{i}").value
+                for i, x in enumerate(point)]
     if method == "complex":
         return _complex_step(*reversed(_trace(fn, point)))
     raise ValueError(f"method must be 'central' or 'complex', got {method!r}")
+
+
+def _fast_check(fn: Fn, point: list[float], analytic: list[float], agrees, eps: float | None) -> bool:
+    """One directional derivative along a fixed pseudo-random unit direction instead of n partials."""
+    rng = random.Random(0)
+    v = [rng.gauss(0.0, 1.0) for _ in point]
+    norm = math.sqrt(math.fsum(c * c for c in v))
+    v = [c / norm for c in v]
+    along = lambda t: _evaluate(fn, [p + t * c for p, c in zip(point, v)])  # noqa: E731
+    a = math.fsum(g * c for g, c in zip(analytic, v))
+    try:
+        return _reference(along, 0.0, a, agrees, eps, (False, None), "the direction").ok
+    except ValueError:
+        return False
 
 
 def gradcheck(
     fn: Fn,
     inputs: Sequence[float],
     *,
-    eps: float = 1e-6,
+    eps: float | None = None,
     atol: float = 1e-5,
     rtol: float = 1e-3,
     raise_exception: bool = True,
     method: str = "central",
+    fast_mode: bool = False,
 ) -> bool:
     """Check the engine's gradient of ``fn`` at ``inputs`` against a float64 numerical one.
 
@@ -361,45 +356,61 @@ def gradcheck(
     ``|analytic - numeric| <= atol + rtol * |numeric|``.
 
     The numerical gradient uses central differences on the plain-float path (``fn`` under
-    ``no_grad``), step ``eps * max(1, |x|)``: it sees exactly what ``fn`` computes, including any
-    accidental use of ``.data`` that cuts the graph. ``method="complex"`` uses the complex step
-    instead, replaying the recorded graph's forward rules on complex numbers: exact to rounding
-    (no cancellation), but available only when every op supports complex input (not ``abs`` or
-    custom primitives), and blind to a graph that ``fn`` cut.
+    ``no_grad``): it sees exactly what ``fn`` computes, including any accidental use of ``.data``
+    that cuts the graph. The step is chosen automatically (``eps=None``: Ridders' extrapolation
+    over shrinking steps, whose spread is the estimated numerical error, shown next to the
+    tolerance) or fixed as ``eps * max(1, |x|)``. Steps stay clear of nearby kinks; at a kink
+    (``relu``, ``abs`` at 0, …) the analytic derivative must lie between the one-sided derivatives
+    (a subgradient check); near a domain edge (log, sqrt near 0) a one-sided stencil stays inside.
+    ``method="complex"`` uses the complex step instead, replaying the recorded graph's forward rules
+    on complex numbers: exact to rounding, but only when every op supports complex input (not
+    ``abs`` or custom primitives), and blind to a graph that ``fn`` cut.
+
+    ``fast_mode=True`` first checks one directional derivative along a pseudo-random direction
+    (one numerical derivative instead of one per input) and runs the full check only if it fails.
 
     Returns True; on a mismatch raises :class:`GradcheckError` with a table of the partial
-    derivatives, worst first, and a note when an input sits at a kink (``relu``, ``abs`` at 0),
-    or returns False when ``raise_exception=False``.
+    derivatives, worst first, notes on kinks, and the culprits: the primitives whose rules fail
+    their own check at their node's inputs (or, when every rule passes, where the derivatives
+    first part). Returns False instead when ``raise_exception=False``.
     """
     point = _check_inputs(inputs, eps, atol, rtol)
     if method not in ("central", "complex"):
         raise ValueError(f"method must be 'central' or 'complex', got {method!r}")
     xs, out = _trace(fn, point)
     analytic = [0.0 if g is None else g.data for g in grad(out, xs, allow_unused=True)]
+    hits = kinks.kinks_along(out, xs)
+    agrees = _agrees(atol, rtol)
+    if fast_mode and method == "central" and not any(h.at for per in hits for h in per):
+        if _fast_check(fn, point, analytic, agrees, eps):
+            return True
     if method == "complex":
-        numeric, how = _complex_step(out, xs), "complex step"
+        rows = [_Row(x.label, x.data, a, n, atol, rtol) for x, a, n in zip(xs, analytic, _complex_step(out, xs))]
     else:
-        numeric, how = _central(lambda p, what: _evaluate(fn, p, what), point, eps), f"central differences, eps={eps:g}"
-    rows = [_Row(x.label, x.data, a, n, atol, rtol) for x, a, n in zip(xs, analytic, numeric)]
-    return _verdict("gradcheck", out, xs, rows, "input", how, eps, atol, rtol, raise_exception)
+        f = lambda p: _evaluate(fn, p)  # noqa: E731
+        checks = [_reference(_along(f, point, i), point[i], analytic[i], agrees, eps, kinks.step_limits(hits[i]), x.label)
+                  for i, x in enumerate(xs)]
+        rows = [_Row(x.label, x.data, a, c.value, atol, rtol, c) for x, a, c in zip(xs, analytic, checks)]
+    return _verdict("gradcheck", out, xs, rows, "input", _method_text(method, eps), atol, rtol, raise_exception,
+                    hits, fn)
 
 
 def gradgradcheck(
     fn: Fn,
     inputs: Sequence[float],
     *,
-    eps: float = 1e-6,
+    eps: float | None = None,
     atol: float = 1e-5,
     rtol: float = 1e-3,
     raise_exception: bool = True,
 ) -> bool:
     """Check the engine's second derivatives of ``fn`` (the Hessian, through
-    ``grad(create_graph=True)``) against central differences of its first derivatives.
+    ``grad(create_graph=True)``) against numerical derivatives of its first derivatives.
 
-    Arguments, tolerances and the error are as in :func:`gradcheck`; the table has one row per
-    pair of inputs (``d2/dx0dx1``). Run :func:`gradcheck` first: the reference here is built from
-    the (float) first derivatives. Custom primitives have no second derivatives and raise
-    ``NotImplementedError``.
+    Arguments, tolerances, steps and the error are as in :func:`gradcheck`; the table has one row
+    per pair of inputs (``d2/dx0dx1``), and the culprits include rules whose own derivative is
+    wrong. Run :func:`gradcheck` first: the reference here is built from the (float) first
+    derivatives. Custom primitives have no second derivatives and raise ``NotImplementedError``.
     """
     point = _check_inputs(inputs, eps, atol, rtol)
     xs, out = _trace(fn, point)
@@ -409,39 +420,43 @@ def gradgradcheck(
         row = grad(g, xs, allow_unused=True) if g is not None else (None,) * len(xs)
         analytic.append([0.0 if h is None else h.data for h in row])
 
-    def gradient_at(p: list[float], what: str) -> list[float]:
-        try:
-            ys = [Value(v) for v in p]
-            return [0.0 if g is None else g.data for g in grad(_call(fn, ys), ys, allow_unused=True)]
-        except (ArithmeticError, ValueError) as err:
-            raise ValueError(
-                f"fn's gradient is not defined at {what} (a point the numerical derivative needs): {err}. "
-                "Check at a point further inside fn's domain, or pass a smaller eps."
-            ) from None
+    memo: dict[tuple[float, ...], list[float]] = {}
 
-    columns = _central(gradient_at, point, eps)  # columns[j][i] = d/dx_j (df/dx_i)
-    rows = [
-        _Row(f"d2/d{xs[i].label}d{xs[j].label}", xs[j].data, analytic[i][j], columns[j][i], atol, rtol)
-        for i in range(len(xs)) for j in range(len(xs))
-    ]
-    return _verdict("gradgradcheck", out, xs, rows, "derivative", f"central differences of the gradient, eps={eps:g}",
-                    eps, atol, rtol, raise_exception)
+    def gradient_at(p: list[float]) -> list[float]:
+        key = tuple(p)
+        if key not in memo:
+            ys = [Value(v) for v in p]
+            memo[key] = [0.0 if g is None else g.data for g in grad(_call(fn, ys), ys, allow_unused=True)]
+        return memo[key]
+
+    hits = kinks.kinks_along(out, xs)
+    agrees = _agrees(atol, rtol)
+    rows = []
+    for i in range(len(xs)):
+        for j in range(len(xs)):
+            f = _along(lambda p, i=i: gradient_at(p)[i], point, j)
+            c = _reference(f, point[j], analytic[i][j], agrees, eps, kinks.step_limits(hits[j]), xs[j].label)
+            rows.append(_Row(f"d2/d{xs[i].label}d{xs[j].label}", xs[j].data, analytic[i][j], c.value, atol, rtol, c))
+    return _verdict("gradgradcheck", out, xs, rows, "derivative", _method_text("central", eps) + " of the gradient",
+                    atol, rtol, raise_exception, hits, fn, order=2)
 
 
 def assert_gradients_match(
     fn: Fn,
     inputs: Sequence[float],
     *,
-    eps: float = 1e-6,
+    eps: float | None = None,
     atol: float = 1e-5,
     rtol: float = 1e-3,
     second_order: bool = False,
+    fast_mode: bool = False,
 ) -> None:
     """Assert that ``fn``'s gradients at ``inputs`` match the numerical ones (and, with
     ``second_order=True``, its second derivatives too); for use in tests. A mismatch raises
-    :class:`GradcheckError`, an ``AssertionError`` whose message is the table of :func:`gradcheck`."""
+    :class:`GradcheckError`, an ``AssertionError`` whose message is the table of :func:`gradcheck`
+    and the culprits."""
     __tracebackhide__ = True  # pytest: show the caller's line, not this one
-    gradcheck(fn, inputs, eps=eps, atol=atol, rtol=rtol)
+    gradcheck(fn, inputs, eps=eps, atol=atol, rtol=rtol, fast_mode=fast_mode)
     if second_order:
         gradgradcheck(fn, inputs, eps=eps, atol=atol, rtol=rtol)
 

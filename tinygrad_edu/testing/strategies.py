@@ -26,7 +26,7 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 from .. import ops
 from ..custom import CustomPrimitive
 from ..engine import Value, apply, topological_order
-from .gradcheck import format_op
+from .formula import format_op
 
 #: Every intermediate result of a drawn expression stays within ±VALUE_BOUND (no overflow, and
 #: derivatives small enough for float64 central differences to resolve).

@@ -1,0 +1,97 @@
+"""testing.numeric: stencils, the automatic step and its error estimate, one-sided derivatives at
+kinks and domain edges, all against closed-form derivatives."""
+
+import math
+
+import pytest
+
+from tinygrad_edu.testing import numeric
+from tinygrad_edu.testing.numeric import NotDefinedError, check, derivative, one_sided
+
+
+@pytest.mark.parametrize(
+    "f, x, exact",
+    [
+        (math.exp, 1.0, math.e),
+        (math.sin, 100.0, math.cos(100.0)),
+        (lambda t: t**3, 1e6, 3e12),
+        (math.tanh, -2.5, 1 - math.tanh(-2.5) ** 2),
+        (math.log, 1e-7, 1e7),  # the domain edge 1e-7 away: steps shrink until the stencil fits
+        (math.asin, 1 - 1e-5, 1 / math.sqrt(1 - (1 - 1e-5) ** 2)),
+    ],
+)
+def test_the_automatic_step_is_accurate_and_its_error_estimate_covers_the_truth(f, x, exact):
+    est = derivative(f, x)
+    assert est.value == pytest.approx(exact, rel=1e-8)
+    assert abs(est.value - exact) <= max(10 * est.error, 1e-12 * abs(exact))
+    assert est.stencil == "central" and est.step > 0
+
+
+def test_a_fixed_step_is_one_central_difference():
+    est = derivative(math.sin, 0.3, step=1e-3)
+    assert est.step == 1e-3 and est.stencil == "central"
+    # The truncation error of a central difference is about f'''(x) h^2 / 6 = -cos(x) h^2 / 6.
+    assert est.value - math.cos(0.3) == pytest.approx(-math.cos(0.3) * 1e-6 / 6, rel=1e-3)
+    assert est.error == pytest.approx(math.cos(0.3) * 1e-6 / 6, rel=1e-2)
+
+
+def _sqrt_only(t: float) -> float:
+    return t**1.5 if t >= 0 else math.log(-1.0)  # defined for t >= 0 only
+
+
+def test_at_a_domain_edge_a_one_sided_stencil_stays_inside():
+    est = derivative(_sqrt_only, 1e-10)
+    assert est.stencil == "right"
+    assert est.value == pytest.approx(1.5 * math.sqrt(1e-10), rel=1e-6)
+    est = derivative(_sqrt_only, 1e-10, step=1e-4)  # a fixed step, too
+    assert est.stencil == "right" and est.step == 1e-4  # t**1.5 bends fast at 0: a fixed step is coarse
+    assert est.value == pytest.approx(1.5 * math.sqrt(1e-10), abs=0.02) and est.error > 1e-4
+    left_only = derivative(lambda t: _sqrt_only(-t), -1e-10)
+    assert left_only.stencil == "left" and left_only.value == pytest.approx(-1.5e-5, rel=1e-6)
+
+
+def test_undefined_on_both_sides_is_an_error():
+    with pytest.raises(NotDefinedError):
+        derivative(lambda t: t if t == 1.0 else math.log(-1.0), 1.0)
+    with pytest.raises(NotDefinedError):
+        derivative(lambda t: math.nan, 0.0, step=1e-3)
+
+
+def test_one_sided_derivatives_see_both_slopes_of_a_kink_and_ignore_a_jump():
+    left, right = one_sided(lambda t: 3 * max(t, 0.0) - t, 0.0)
+    assert (left.value, right.value) == (pytest.approx(-1.0), pytest.approx(2.0))
+    assert (left.stencil, right.stencil) == ("left", "right")
+    # floor jumps at 1, but its slope is 0 on both sides: the stencils never evaluate f at x.
+    left, right = one_sided(math.floor, 1.0)
+    assert (left.value, right.value) == (0.0, 0.0)
+
+
+def test_max_step_keeps_the_steps_clear_of_a_kink():
+    est = derivative(abs, 1e-6, max_step=2.5e-7)
+    assert est.step <= 2.5e-7 and est.value == pytest.approx(1.0, rel=1e-12)
+
+
+def agrees(a, n, err):
+    return abs(a - n) <= 1e-6 + 1e-6 * abs(n)
+
+
+def test_check_away_from_kinks_compares_with_the_derivative():
+    c = check(math.cos(0.4), math.sin, 0.4, agrees)
+    assert c.ok and c.interval is None and c.value == pytest.approx(math.cos(0.4), rel=1e-10)
+    assert not check(math.cos(0.4) + 1e-3, math.sin, 0.4, agrees).ok
+
+
+@pytest.mark.parametrize("analytic, ok", [(0.0, True), (0.5, True), (1.0, True), (1.2, False), (-0.1, False)])
+def test_check_at_a_kink_is_a_subgradient_check(analytic, ok):
+    relu = lambda t: max(t, 0.0)  # noqa: E731
+    c = check(analytic, relu, 0.0, agrees, at_kink=True)
+    assert c.ok is ok and c.stencil == "kink"
+    assert c.interval == (pytest.approx(0.0), pytest.approx(1.0))
+    # An undeclared kink is found too: the two-sided check fails and the one-sided slopes differ.
+    assert check(analytic, relu, 0.0, agrees).ok is ok
+
+
+def test_the_first_step_is_relative_to_the_point():
+    assert numeric.FIRST_STEP < 0.1
+    est = derivative(lambda t: t * t, 1e8)
+    assert est.value == pytest.approx(2e8, rel=1e-10)

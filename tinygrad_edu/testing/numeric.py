@@ -1,0 +1,256 @@
+"""Numerical derivatives of a function of one float, for the gradient checks: the stencils
+(central, and one-sided ones that stay on one side of a point), the automatic choice of step with
+an error estimate, and the one-sided derivatives that bound a subgradient at a kink.
+
+Everything here sees only a plain function ``f(t) -> float`` that raises ``ArithmeticError`` or
+``ValueError`` (or returns a non-finite number) outside its domain, so it serves the whole-function
+check (``f`` is the user's function along one input) and the per-primitive check of the
+localisation (``f`` is one primitive's forward rule along one of its inputs) alike.
+
+With no step given, :func:`derivative` runs Ridders' method: central differences at a shrinking
+sequence of steps, extrapolated to step 0 (Richardson), keeping the entry whose neighbours agree
+best; the disagreement is the estimated error. Near a domain edge the steps shrink until the
+stencil fits; at the edge itself a one-sided stencil is used instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+F = Callable[[float], float]
+
+#: The first step of the automatic choice, relative to ``max(1, |x|)``.
+FIRST_STEP = 1e-2
+#: Ridders' method: each step is the previous one divided by this; at most TABLE steps.
+SHRINK = 1.4
+TABLE = 10
+#: Near a domain edge, the steps shrink by this factor until the central stencil fits; below
+#: FIRST_STEP * EDGE_LIMIT (relative) a one-sided stencil is used instead.
+EDGE_SHRINK = 4.0
+EDGE_LIMIT = 1e-6
+#: No step is smaller than this, relative to ``max(1, |x|)``: below it x + h rounds to x.
+MIN_STEP = 1e-13
+
+
+class NotDefinedError(ValueError):
+    """``f`` is not defined on either side of the point, at any step tried."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A numerical derivative: its ``value``, an estimate of its absolute ``error``, the ``step``
+    used (absolute) and the ``stencil``: ``"central"``, ``"right"`` (points above x only) or
+    ``"left"`` (points below x only)."""
+
+    value: float
+    error: float
+    step: float
+    stencil: str
+
+
+def _safe(f: F) -> Callable[[float], Optional[float]]:
+    """``f`` returning None where it is not defined (domain error or non-finite result)."""
+
+    def at(t: float) -> Optional[float]:
+        try:
+            y = float(f(t))
+        except (ArithmeticError, ValueError):
+            return None
+        return y if math.isfinite(y) else None
+
+    return at
+
+
+def _central(at, x: float, h: float) -> Optional[float]:
+    up, down = at(x + h), at(x - h)
+    if up is None or down is None:
+        return None
+    return (up - down) / ((x + h) - (x - h))  # the step actually taken, after rounding
+
+
+def _one_sided(at, x: float, h: float, side: int) -> Optional[float]:
+    """f'(x) from the side ``side`` (+1 right, -1 left) using x + side*h, 2h, 3h only (never x
+    itself, so a jump at x does not enter): the slope of the parabola through those points at x,
+    second order in h."""
+    f1, f2, f3 = at(x + side * h), at(x + side * 2 * h), at(x + side * 3 * h)
+    if f1 is None or f2 is None or f3 is None:
+        return None
+    return side * (-2.5 * f1 + 4.0 * f2 - 1.5 * f3) / h
+
+
+def _ridders(diff: Callable[[float], Optional[float]], h: float, order: int, floor: float) -> tuple[float, float, float]:
+    """Ridders' extrapolation of ``diff(h)`` to h -> 0: (value, error, step). ``order`` 2 for a
+    stencil whose error has even powers of h only (central), 1 otherwise."""
+    base = SHRINK**order
+    first = diff(h)
+    if first is None:
+        raise NotDefinedError("the stencil does not fit")
+    previous = [first]
+    best, err, best_h = first, math.inf, h
+    for _ in range(1, TABLE):
+        h /= SHRINK
+        if h < floor:
+            break
+        d = diff(h)
+        if d is None:
+            break
+        row = [d]
+        fac = base
+        for j in range(1, len(previous) + 1):
+            row.append((row[j - 1] * fac - previous[j - 1]) / (fac - 1.0))
+            fac *= base
+            e = max(abs(row[j] - row[j - 1]), abs(row[j] - previous[j - 1]))
+            if e <= err:
+                best, err, best_h = row[j], e, h
+        if abs(row[-1] - previous[-1]) >= 2.0 * err:
+            break  # rounding now dominates: smaller steps only get worse
+        previous = row
+    if not math.isfinite(err):  # a single entry: no comparison to estimate the error from
+        err = abs(first)
+    return best, err, best_h
+
+
+def derivative(f: F, x: float, *, step: float | None = None, side: int = 0, max_step: float | None = None) -> Estimate:
+    """The derivative of ``f`` at ``x``.
+
+    ``side=0`` is the two-sided derivative (central differences, or a one-sided stencil where
+    only one side of ``x`` is in ``f``'s domain); ``side=1`` / ``side=-1`` the right / left
+    derivative, from points on that side only. ``step`` fixes the step (one stencil, its error
+    estimated against twice the step); without it the step is chosen automatically (Ridders'
+    method), at most ``max_step``. Raises :class:`NotDefinedError` when ``f`` is undefined on
+    both sides at every step tried.
+    """
+    at = _safe(f)
+    scale = max(1.0, abs(x))
+    if step is not None:
+        return _fixed(at, x, step, side)
+    h = FIRST_STEP * scale if max_step is None else min(FIRST_STEP * scale, max_step)
+    smallest = FIRST_STEP * scale * EDGE_LIMIT
+    if side == 0:
+        probe = h
+        while probe >= smallest:
+            if at(x + probe) is not None and at(x - probe) is not None:
+                return _best(lambda s: _central(at, x, s), probe, 2, "central", MIN_STEP * scale)
+            probe /= EDGE_SHRINK
+        sides = (1, -1)
+    else:
+        sides = (side,)
+    # At a domain edge (or asked for one side): the side whose stencil fits at the larger step.
+    floor = MIN_STEP * scale
+    fits = []
+    for s in sides:
+        probe = h
+        while probe >= floor and _one_sided(at, x, probe, s) is None:
+            probe /= EDGE_SHRINK
+        if probe >= floor:
+            fits.append((probe, s))
+    if fits:
+        probe, s = max(fits)
+        return _best(lambda t: _one_sided(at, x, t, s), probe, 1, "right" if s > 0 else "left", floor)
+    raise NotDefinedError(f"not defined on {'either side' if side == 0 else 'that side'} of {x!r}")
+
+
+#: When Ridders' estimate from the first step is not this accurate (relative), start again from
+#: steps RESTART times smaller, up to RESTARTS times, and keep the most accurate estimate: a
+#: function that changes on a small scale (near a domain edge: log, sqrt near 0) needs small steps.
+ACCURATE = 1e-8
+RESTART = 100.0
+RESTARTS = 5
+
+
+def _relative(e: Estimate) -> float:
+    return e.error / abs(e.value) if e.value else (0.0 if e.error == 0 else math.inf)
+
+
+def _best(diff: Callable[[float], Optional[float]], h: float, order: int, stencil: str, floor: float) -> Estimate:
+    best = None
+    for _ in range(RESTARTS + 1):
+        try:
+            value, err, used = _ridders(diff, h, order, floor)
+        except NotDefinedError:
+            break
+        if best is None or _relative(Estimate(value, err, used, stencil)) < _relative(best):
+            best = Estimate(value, err, used, stencil)
+        if best.error <= ACCURATE * abs(best.value):
+            break
+        h /= RESTART
+        if h < floor:
+            break
+    assert best is not None  # the caller checked that the stencil fits at the first h
+    return best
+
+
+def _fixed(at, x: float, h: float, side: int) -> Estimate:
+    def one(stencil_side: int, s: float) -> Optional[float]:
+        return _central(at, x, s) if stencil_side == 0 else _one_sided(at, x, s, stencil_side)
+
+    for s in ((0, 1, -1) if side == 0 else (side,)):
+        d = one(s, h)
+        if d is None:
+            continue
+        wide = one(s, 2 * h)
+        # Richardson: the truncation error of the step-h result is about (d - d_2h) / (2^p - 1).
+        err = abs(d - wide) / 3.0 if wide is not None else math.nan  # both stencils are second order
+        return Estimate(d, err, h, {0: "central", 1: "right", -1: "left"}[s])
+    raise NotDefinedError(f"not defined on {'either side' if side == 0 else 'that side'} of {x!r} at step {h:.3g}")
+
+
+def one_sided(f: F, x: float, *, step: float | None = None, max_step: float | None = None) -> tuple[Estimate, Estimate]:
+    """The left and right derivatives of ``f`` at ``x``: at a kink the subgradients of ``f`` lie
+    between them."""
+    return (derivative(f, x, step=step, side=-1, max_step=max_step),
+            derivative(f, x, step=step, side=1, max_step=max_step))
+
+
+@dataclass(frozen=True)
+class Check:
+    """The verdict of :func:`check` on one derivative: the numerical ``value`` (at a kink, the
+    middle of the one-sided derivatives), its estimated ``error``, the ``step`` and ``stencil``
+    (``"kink"`` at a kink), whether the analytic value is ``ok``, and at a kink the ``interval``
+    (left, right) of one-sided derivatives that a subgradient lies in."""
+
+    value: float
+    error: float
+    step: float
+    stencil: str
+    ok: bool
+    interval: tuple[float, float] | None = None
+
+
+Agrees = Callable[[float, float, float], bool]  # (analytic, numeric, numeric error) -> within tolerance
+
+
+def check(analytic: float, f: F, x: float, agrees: Agrees, *, step: float | None = None, at_kink: bool = False,
+          max_step: float | None = None) -> Check:
+    """Compare ``analytic`` with the derivative of ``f`` at ``x``.
+
+    Away from kinks this is ``agrees(analytic, numeric, error)``. At a kink (``at_kink``, or
+    found here because the two-sided check fails and the left and right derivatives disagree) it
+    is a subgradient check: ``analytic`` must lie between the left and right derivatives (up to
+    the tolerance), whatever convention the rule follows there."""
+    est = None
+    if not at_kink:
+        est = derivative(f, x, step=step, max_step=max_step)
+        if agrees(analytic, est.value, est.error):
+            return Check(est.value, est.error, est.step, est.stencil, True)
+    try:
+        left, right = one_sided(f, x, max_step=max_step)
+    except NotDefinedError:
+        if est is None:
+            raise
+        return Check(est.value, est.error, est.step, est.stencil, False)
+    err = max(left.error, right.error)
+    if agrees(left.value, right.value, err):  # no kink after all
+        if est is None:
+            mid = (left.value + right.value) / 2
+            return Check(mid, err, min(left.step, right.step), "left+right", agrees(analytic, mid, err))
+        return Check(est.value, est.error, est.step, est.stencil, False)
+    lo, hi = sorted((left.value, right.value))
+    nearest = min(max(analytic, lo), hi)  # the subgradient closest to the analytic value
+    ok = agrees(analytic, nearest, err) if not math.isnan(analytic) else False
+    return Check((lo + hi) / 2, err, min(left.step, right.step), "kink", ok, (left.value, right.value))
+
+
+__all__ = ["Estimate", "Check", "NotDefinedError", "derivative", "one_sided", "check", "FIRST_STEP"]
