@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 from .. import ops
 from ..engine import Value, grad, no_grad, topological_order
-from . import kinks, numeric
+from . import kinks, localize, numeric
 from .formula import format_op, formula
 
 Fn = Callable[..., Value]
@@ -35,9 +35,16 @@ class GradcheckError(AssertionError):
     as data (:class:`~.localize.Culprit`: the node, the failed local partials, the path to the
     output), ``localization`` the whole :class:`~.localize.Localization`."""
 
-    def __init__(self, message: str, localization=None):
+    def __init__(self, message: str, localization=None, short: str | None = None):
         super().__init__(message)
         self.localization = localization
+        self._short = short if short is not None else message
+
+    def short(self, width: int = 100) -> str:
+        """The message shortened for a terminal: the five worst rows, the main culprit, and no
+        line longer than ``width`` characters (the pytest plugin shows this)."""
+        return "\n".join(line if len(line) <= width else line[: max(width - 1, 10)] + "…"
+                         for line in self._short.splitlines())
 
     @property
     def culprits(self) -> list:
@@ -82,8 +89,18 @@ def _call(fn: Fn, xs: list[Value]) -> Value:
     return out
 
 
-def _trace(fn: Fn, point: list[float]) -> tuple[list[Value], Value]:
-    xs = [Value(v, label=f"x{i}") for i, v in enumerate(point)]
+def _labels(inputs) -> list[str] | None:
+    """The labels of inputs given as labelled Values (used in the report instead of x0, x1, …)."""
+    if isinstance(inputs, Value):
+        inputs = (inputs,)
+    if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(v, Value) and v.label for v in inputs):
+        labels = [v.label for v in inputs]
+        return labels if len(set(labels)) == len(labels) else None
+    return None
+
+
+def _trace(fn: Fn, point: list[float], labels: list[str] | None = None) -> tuple[list[Value], Value]:
+    xs = [Value(v, label=labels[i] if labels else f"x{i}") for i, v in enumerate(point)]
     out = _call(fn, xs)
     if not math.isfinite(out.data):
         raise ValueError(f"fn returned {out.data} at {point}: gradients can only be checked where fn is finite")
@@ -274,24 +291,22 @@ def _verdict(kind: str, out: Value, xs: list[Value], rows: list[_Row], first: st
         return True
     if not raise_exception:
         return False
-    from . import localize  # imports this module
-
     args = ", ".join(x.label for x in xs)
-    parts = [
+    head = [
         f"{kind} failed for f({args}) = {formula(out, xs)}",
         f"{len(bad)} of {len(rows)} {'partial' if first == 'input' else 'second partial'} derivatives differ "
         f"by more than atol + rtol*|numeric| (atol={atol:g}, rtol={rtol:g}; numeric: {method}):",
         "",
-        _table(rows, first),
     ]
+    notes = []
     near = [h for per_input in hits for h in per_input]
     if near:
-        parts += ["", "At or near a kink, where the derivative is a convention: checked as a subgradient, the "
+        notes += ["", "At or near a kink, where the derivative is a convention: checked as a subgradient, the "
                       "analytic derivative must lie between the one-sided derivatives (shown as [left, right]):"]
-        parts += [f"- {n}" for n in kinks.notes(near, xs)[:5]]
+        notes += [f"- {n}" for n in kinks.notes(near, xs)[:5]]
     loc = localize.localize(out, xs, order=order)
     if not loc.culprits:
-        if any(h.at for per_input in hits for h in per_input):
+        if any(h.at for h in near):
             loc.note = ("at a kink, the chain rule combined the rules' conventions into a value that is not between "
                         "the one-sided derivatives of the whole (as in relu(x) - relu(-x) at 0, whose conventions "
                         "give 0 where the slope is 1 on both sides): check at a point away from the kink")
@@ -299,8 +314,9 @@ def _verdict(kind: str, out: Value, xs: list[Value], rows: list[_Row], first: st
             loc.divergence, loc.note = localize.divergence(fn, out, xs, atol=atol, rtol=rtol)
         elif order > 1:
             loc.note = "so the fault is in how the derivative graph is built or combined, not in one rule"
-    parts += ["", localize.report(loc, out, xs)]
-    raise GradcheckError("\n".join(parts), loc)
+    full = head + [_table(rows, first)] + notes + ["", localize.report(loc, out, xs)]
+    short = head + [_table(rows, first, max_rows=5)] + notes[:3] + ["", localize.report(loc, out, xs, max_culprits=1)]
+    raise GradcheckError("\n".join(full), loc, "\n".join(short))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,8 +367,8 @@ def gradcheck(
 ) -> bool:
     """Check the engine's gradient of ``fn`` at ``inputs`` against a float64 numerical one.
 
-    ``fn`` is called with one ``Value`` per number in ``inputs`` (labelled ``x0``, ``x1``, …) and
-    must return a ``Value``. Each partial derivative passes when
+    ``fn`` is called with one ``Value`` per number in ``inputs`` (labelled ``x0``, ``x1``, …, or
+    as the inputs when they are labelled ``Value``s) and must return a ``Value``. Each partial derivative passes when
     ``|analytic - numeric| <= atol + rtol * |numeric|``.
 
     The numerical gradient uses central differences on the plain-float path (``fn`` under
@@ -377,7 +393,7 @@ def gradcheck(
     point = _check_inputs(inputs, eps, atol, rtol)
     if method not in ("central", "complex"):
         raise ValueError(f"method must be 'central' or 'complex', got {method!r}")
-    xs, out = _trace(fn, point)
+    xs, out = _trace(fn, point, _labels(inputs))
     analytic = [0.0 if g is None else g.data for g in grad(out, xs, allow_unused=True)]
     hits = kinks.kinks_along(out, xs)
     agrees = _agrees(atol, rtol)
@@ -413,7 +429,7 @@ def gradgradcheck(
     derivatives. Custom primitives have no second derivatives and raise ``NotImplementedError``.
     """
     point = _check_inputs(inputs, eps, atol, rtol)
-    xs, out = _trace(fn, point)
+    xs, out = _trace(fn, point, _labels(inputs))
     first = grad(out, xs, create_graph=True, allow_unused=True)
     analytic = []
     for g in first:

@@ -385,7 +385,8 @@ def report(loc: Localization, out: Value, xs: Sequence[Value], max_culprits: int
         return "\n".join(lines)
     n = len(loc.culprits)
     lines = [f"Culprit{'s' if n > 1 else ''}: {n} of {loc.checked} primitive applications fail their own check"
-             + (f" (the {max_culprits} that matter most shown)" if n > max_culprits else "") + ":"]
+             + ((" (the one that matters most shown)" if max_culprits == 1 else f" (the {max_culprits} that matter most shown)")
+                if n > max_culprits else "") + ":"]
     for c in loc.culprits[:max_culprits]:
         name = c.op.name
         lines.append(f"- {name} at {formula(c.node, xs, 80)} = {c.node.data:.6g}, inputs {', '.join(f'{v:.6g}' for v in c.inputs)}")
