@@ -222,3 +222,40 @@ def test_hypothesis_shrinks_the_failure_to_one_operation():
     )
     assert str(fn) == "st_wrong_square(x0)"
     assert len(inputs) == 3
+
+
+# --- near kinks and domain edges -----------------------------------------------------------------
+
+from tinygrad_edu.testing.strategies import NEAR_EDGE_OFFSETS, _domain_edges  # noqa: E402
+
+
+def _op_inputs(fn, inputs, name):
+    xs = [Value(v) for v in inputs]
+    return [n.parents[0].data for n in topological_order(fn(*xs)) if n.op is not None and n.op.name == name]
+
+
+def test_domain_edges_are_found_from_the_forward_rule():
+    [(edge, inward)] = _domain_edges(ops.LOG)
+    assert 0.0 < edge < 1e-15 and inward == 1.0  # log is defined just above 0
+    [(edge, inward)] = _domain_edges(ops.SQRT)
+    assert edge == 0.0 and inward == 1.0  # sqrt at 0 itself
+    assert _domain_edges(ops.TANH) == []
+
+
+def test_near_kinks_puts_inputs_on_kinks():
+    fn, inputs = find(expressions(n_inputs=1, max_ops=3, ops=["relu", "tanh"], near_kinks=True),
+                      lambda case: 0.0 in _op_inputs(*case, "relu"))
+    assert "relu(" in str(fn) and " - " in str(fn)  # x - c moved the input onto the kink
+
+
+def test_near_domain_edges_puts_inputs_just_inside():
+    fn, inputs = find(expressions(n_inputs=1, max_ops=3, ops=["log", "sin"], near_domain_edges=True),
+                      lambda case: any(0 < x < 0.05 for x in _op_inputs(*case, "log")))
+    [x] = [x for x in _op_inputs(fn, inputs, "log") if x < 0.05]
+    assert any(x == pytest.approx(d, rel=1e-3) for d in NEAR_EDGE_OFFSETS)
+
+
+@given(expressions(n_inputs=st.integers(1, 3), max_ops=8, near_kinks=True, near_domain_edges=True))
+def test_gradcheck_passes_near_kinks_and_domain_edges(case):
+    fn, inputs = case
+    assert gradcheck(fn, inputs)

@@ -1,43 +1,45 @@
-"""Kinks in a recorded graph, seen from its inputs: which operations with a kink (``op.kinks``:
-relu and abs at 0, …) have an input at or near the kink, how far each input of the function may
-move before one of them crosses it, and the note that names the convention used there.
+"""Kinks in a recorded graph, seen from its inputs: which operations with a kink (relu and abs at
+0, a tie of maximum, …: ``op.kinks`` / ``op.kink_distance`` of the primitive's record) have their
+inputs at or near one, how far each input of the function may move before one of them is
+reached, and the note that names the convention used there.
 
-The whole-function check uses this to keep its numerical steps on one side of a nearby kink, and
-at a kink to check a subgradient (see :func:`.numeric.check`) rather than a derivative.
+The whole-function check uses this to keep its numerical steps clear of a nearby kink, and at a
+kink to check a subgradient instead of a derivative (see :func:`.numeric.check`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
 from .. import ops
 from ..engine import Value, topological_order
 from .formula import formula
-from .localize import AT_KINK, tangents
+from .localize import at_kink, kink_gap, tangents
+
+
+def has_kinks(op: ops.Primitive) -> bool:
+    return bool(op.kinks) or getattr(op, "kinks_at", None) is not None
 
 
 @dataclass(frozen=True)
 class KinkHit:
-    """``node``'s operation has a kink at ``kink``; its input ``parent`` is ``distance`` away
-    from it when measured along the function's input number ``input`` (0 when at the kink)."""
+    """``node``'s operation has a kink ``gap`` away from its inputs (in their units);
+    ``distance`` is how far the function's input number ``input`` must move to reach it (to
+    first order; 0 when ``at`` it)."""
 
     node: Value
-    parent: Value
-    kink: float
     input: int
+    gap: float
     distance: float
-
-    @property
-    def at(self) -> bool:
-        return abs(self.parent.data - self.kink) <= AT_KINK * max(1.0, abs(self.kink))
+    at: bool
 
 
 def kinks_along(out: Value, xs: Sequence[Value]) -> list[list[KinkHit]]:
-    """For each input, the kinks its moving would reach, nearest first (distance along that input,
-    to first order: |input of the op - kink| / |d input of the op / d x|)."""
+    """For each input, the kinks its moving would reach, nearest first."""
     nodes = topological_order(out)
-    kinked = [(n, p, k) for n in nodes if n.op is not None and n.op.arity == 1 for p in n.parents for k in n.op.kinks]
+    kinked = [n for n in nodes if n.op is not None and has_kinks(n.op)]
     result: list[list[KinkHit]] = [[] for _ in xs]
     if not kinked:
         return result
@@ -46,13 +48,16 @@ def kinks_along(out: Value, xs: Sequence[Value]) -> list[list[KinkHit]]:
             tangent = tangents(nodes, x)
         except (ArithmeticError, ValueError):
             continue
-        for node, parent, k in kinked:
-            slope = tangent.get(parent, 0.0)
+        for node in kinked:
+            values = [p.data for p in node.parents]
+            slope = math.fsum(abs(tangent.get(p, 0.0)) for p in node.parents)
             if slope == 0.0:
-                continue  # moving x does not move this op's input
-            gap = abs(parent.data - k)
-            at = gap <= AT_KINK * max(1.0, abs(k))
-            result[i].append(KinkHit(node, parent, k, i, 0.0 if at else gap / abs(slope)))
+                continue  # moving x does not move this op's inputs
+            g = kink_gap(node.op, values)
+            if not math.isfinite(g):
+                continue
+            at = at_kink(node.op, values)
+            result[i].append(KinkHit(node, i, g, 0.0 if at else g / slope, at))
         result[i].sort(key=lambda h: h.distance)
     return result
 
@@ -65,29 +70,35 @@ def step_limits(hits: Sequence[KinkHit]) -> tuple[bool, float | None]:
     return at, (min(away) / 4 if away else None)
 
 
-def convention(op: ops.Primitive, k: float) -> float | None:
-    """The derivative ``op``'s rule gives at its kink ``k`` (its convention), or None."""
-    if op.arity != 1:
-        return None
-    try:
-        return float(op.vjp(ops.FLOAT_MATH, 1.0, op.forward(ops.FLOAT_MATH, k), k)[0])
-    except (ArithmeticError, ValueError, TypeError):
-        return None
+def convention(op: ops.Primitive, xs: Sequence[float]) -> str:
+    """What ``op``'s rule gives at the kink at ``xs``: ``relu'(0) = 0``, or the record's words."""
+    if op.arity == 1:
+        try:
+            d = float(op.vjp(ops.FLOAT_MATH, 1.0, op.forward(ops.FLOAT_MATH, *xs), *xs)[0])
+            return f"{op.name}'({xs[0]:g}) = {d:g}"
+        except (ArithmeticError, ValueError, TypeError):
+            pass
+    return getattr(op, "convention", "") or ""
 
 
 def notes(hits: Sequence[KinkHit], xs: Sequence[Value]) -> list[str]:
     """One line per operation at a kink (or near one), naming the convention its rule follows."""
     lines, seen = [], set()
     for h in hits:
-        if (h.node, h.kink) in seen:
+        if h.node in seen:
             continue
-        seen.add((h.node, h.kink))
-        op, p = h.node.op, h.parent
-        conv = convention(op, h.kink)
-        named = f" ({op.name}'({h.kink:g}) = {conv:g} by convention)" if conv is not None else ""
-        where = "at" if h.at else f"within {abs(p.data - h.kink):.3g} of"
-        lines.append(f"{op.name}'s input {formula(p, xs, 80)} = {p.data:.6g} is {where} its kink at {h.kink:g}{named}")
+        seen.add(h.node)
+        op, parents = h.node.op, h.node.parents
+        conv = convention(op, [p.data for p in parents])
+        named = f" ({conv} by convention)" if conv else ""
+        where = "at" if h.at else f"within {h.gap:.3g} of"
+        if op.arity == 1:
+            p = parents[0]
+            kink = f"its kink at {min(op.kinks, key=lambda k: abs(p.data - k)):g}" if op.kinks else "a kink"
+            lines.append(f"{op.name}'s input {formula(p, xs, 80)} = {p.data:.6g} is {where} {kink}{named}")
+        else:
+            lines.append(f"{formula(h.node, xs, 80)} is {where} a kink{named}")
     return lines
 
 
-__all__ = ["KinkHit", "kinks_along", "step_limits", "convention", "notes"]
+__all__ = ["KinkHit", "kinks_along", "step_limits", "convention", "notes", "has_kinks"]

@@ -140,14 +140,27 @@ def _forward_along(op: ops.Primitive, xs: Sequence[float], j: int) -> Callable[[
     return f
 
 
-def _declared_kink(op: ops.Primitive, x: float) -> tuple[bool, float | None]:
-    """(at a declared kink, half the distance to the nearest one) for a one-input primitive."""
-    if op.arity != 1 or not op.kinks:
+def kink_gap(op: ops.Primitive, xs: Sequence[float]) -> float:
+    """How far the inputs ``xs`` of ``op`` are from its nearest kink (``inf`` without kinks)."""
+    distance = getattr(op, "kink_distance", None)  # the record's own measure, where it has one
+    if distance is not None:
+        return float(distance(*xs))
+    return min((abs(x - k) for x in xs for k in op.kinks), default=math.inf)
+
+
+def at_kink(op: ops.Primitive, xs: Sequence[float]) -> bool:
+    """Whether ``xs`` sits on a kink of ``op`` (up to AT_KINK, relative to the inputs' size)."""
+    return kink_gap(op, xs) <= AT_KINK * max([1.0, *(abs(x) for x in xs)])
+
+
+def _declared_kink(op: ops.Primitive, xs: Sequence[float]) -> tuple[bool, float | None]:
+    """(at a kink the record declares, half the distance to it otherwise) at the inputs ``xs``."""
+    g = kink_gap(op, xs)
+    if not math.isfinite(g):
         return False, None
-    dist = min(abs(x - k) for k in op.kinks)
-    if dist <= AT_KINK * max(1.0, abs(x)):
+    if at_kink(op, xs):
         return True, None
-    return False, dist / 2
+    return False, g / 2
 
 
 def check_rule(op: ops.Primitive, *inputs: float) -> list[LocalPartial]:
@@ -162,7 +175,7 @@ def check_rule(op: ops.Primitive, *inputs: float) -> list[LocalPartial]:
     result = []
     for j, x in enumerate(xs):
         a = float(partials[j])
-        at_kink, max_step = _declared_kink(op, x)
+        at_kink, max_step = _declared_kink(op, xs)
         try:
             c = numeric.check(a, _forward_along(op, xs, j), x, _local_ok, at_kink=at_kink, max_step=max_step)
         except numeric.NotDefinedError:
@@ -199,7 +212,7 @@ def check_rule_second_order(op: ops.Primitive, *inputs: float) -> list[LocalPart
                 args[j] = t
                 return op.vjp(ops.FLOAT_MATH, 1.0, op.forward(ops.FLOAT_MATH, *args), *args)[i]
 
-            at_kink, max_step = _declared_kink(op, x)
+            at_kink, max_step = _declared_kink(op, xs)
             try:
                 c = numeric.check(a, partial_i, x, _local_ok, at_kink=at_kink, max_step=max_step)
             except numeric.NotDefinedError:

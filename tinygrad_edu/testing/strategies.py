@@ -26,7 +26,9 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 from .. import ops
 from ..custom import CustomPrimitive
 from ..engine import Value, apply, topological_order
-from .formula import format_op
+from .formula import _leaf_text, format_op
+from .kinks import has_kinks
+from .localize import kink_gap
 
 #: Every intermediate result of a drawn expression stays within ±VALUE_BOUND (no overflow, and
 #: derivatives small enough for float64 central differences to resolve).
@@ -103,6 +105,81 @@ def _smooth_at(op: ops.Primitive, xs: Sequence[float]) -> float | None:
     return out if math.isfinite(out) and abs(out) <= VALUE_BOUND else None
 
 
+#: How far from a kink ``expressions(near_kinks=True)`` puts an operation's input (0: on it).
+NEAR_KINK_OFFSETS = (0.0, 1e-12, -1e-12, 1e-9, -1e-9, 1e-6, -1e-6, 1e-3, -1e-3)
+#: How far inside a domain edge ``expressions(near_domain_edges=True)`` puts an operation's input.
+NEAR_EDGE_OFFSETS = (1e-8, 1e-6, 1e-4, 1e-2)
+
+
+_SUB = ops.SUB  # x - c moves an input onto a target (``expressions`` has a parameter named ops)
+
+
+def _defined_at(op: ops.Primitive, xs: Sequence[float]) -> float | None:
+    """``op``'s output at ``xs`` if its forward rule is defined there and the result within bounds."""
+    try:
+        out = float(op.forward(ops.FLOAT_MATH, *xs))
+    except (ArithmeticError, ValueError, TypeError):
+        return None
+    return out if math.isfinite(out) and abs(out) <= VALUE_BOUND else None
+
+
+def _kink_target(op: ops.Primitive, xs: Sequence[float], offset: float) -> tuple[int, float] | None:
+    """(which input to move, where to) so that ``op``'s inputs sit ``offset`` from a kink: the
+    nearest point kink of a one-input op, else a root of the record's kink measure along input 0
+    (secant steps)."""
+    if op.arity == 1 and op.kinks:
+        return 0, min(op.kinks, key=lambda k: abs(xs[0] - k)) + offset
+    rest = list(xs[1:])
+    a, b = xs[0], xs[0] + 0.5
+    try:
+        fa, fb = kink_gap_signed(op, [a, *rest]), kink_gap_signed(op, [b, *rest])
+        for _ in range(40):
+            if abs(fb) <= 1e-13 * max(1.0, abs(b)) or fb == fa:
+                break
+            a, b, fa = b, b - fb * (b - a) / (fb - fa), fb
+            fb = kink_gap_signed(op, [b, *rest])
+    except (ArithmeticError, ValueError, TypeError):
+        return None
+    return (0, b + offset) if math.isfinite(b) and kink_gap(op, [b, *rest]) <= 1e-9 * max(1.0, abs(b)) else None
+
+
+def kink_gap_signed(op: ops.Primitive, xs: Sequence[float]) -> float:
+    """The record's signed kink measure (``op.kinks_at``), 0 on a kink."""
+    return float(op.kinks_at(*xs))
+
+
+_EDGE_GRID = (-10.0, -5.0, -2.0, -1.5, -1.0, -0.5, -0.1, 0.0, 0.1, 0.5, 1.0, 1.5, 2.0, 5.0, 10.0)
+_EDGES: dict[ops.Primitive, list[tuple[float, float]]] = {}
+
+
+def _domain_edges(op: ops.Primitive) -> list[tuple[float, float]]:
+    """The edges of a one-input op's domain within [-10, 10], as (edge, inward direction): where
+    its forward rule stops being defined, found by bisection between grid points (cached)."""
+    if op in _EDGES:
+        return _EDGES[op]
+
+    def defined(t: float) -> bool:
+        try:
+            return math.isfinite(float(op.forward(ops.FLOAT_MATH, t)))
+        except (ArithmeticError, ValueError, TypeError):
+            return False
+
+    edges = []
+    for lo, hi in zip(_EDGE_GRID, _EDGE_GRID[1:]):
+        d_lo, d_hi = defined(lo), defined(hi)
+        if d_lo == d_hi:
+            continue
+        inside, outside = (lo, hi) if d_lo else (hi, lo)
+        for _ in range(200):
+            mid = (inside + outside) / 2
+            if mid in (inside, outside):
+                break
+            inside, outside = (mid, outside) if defined(mid) else (inside, mid)
+        edges.append((inside, 1.0 if outside < inside else -1.0))
+    _EDGES[op] = edges
+    return edges
+
+
 class Expression:
     """A random expression DAG over ``n_inputs`` inputs, drawn by :func:`expressions`.
 
@@ -111,7 +188,7 @@ class Expression:
     lambda, so a shrunk Hypothesis failure reads like math.
     """
 
-    def __init__(self, n_inputs: int, steps: Sequence[tuple[ops.Primitive, tuple[int, ...]]]):
+    def __init__(self, n_inputs: int, steps: Sequence[tuple[ops.Primitive, tuple[int | float, ...]]]):
         if not steps:
             raise ValueError("an Expression needs at least one operation")
         self.n_inputs = n_inputs
@@ -120,11 +197,11 @@ class Expression:
         for i in range(len(steps) - 1, -1, -1):
             if n_inputs + i in need:
                 live.append(i)
-                need.update(steps[i][1])
+                need.update(a for a in steps[i][1] if type(a) is int)
         index = {n_inputs + old: n_inputs + new for new, old in enumerate(reversed(live))}
         index.update({i: i for i in range(n_inputs)})
         self.steps: tuple[tuple[ops.Primitive, tuple[int, ...]], ...] = tuple(
-            (steps[i][0], tuple(index[a] for a in steps[i][1])) for i in reversed(live)
+            (steps[i][0], tuple(index[a] if type(a) is int else a for a in steps[i][1])) for i in reversed(live)
         )
 
     @property
@@ -137,13 +214,13 @@ class Expression:
             raise TypeError(f"this expression takes {self.n_inputs} inputs, got {len(xs)}")
         nodes = list(xs)
         for op, args in self.steps:
-            nodes.append(apply(op, *[nodes[a] for a in args]))
+            nodes.append(apply(op, *[nodes[a] if type(a) is int else a for a in args]))
         return nodes[-1]
 
     def __str__(self) -> str:
         texts = [(f"x{i}", 9) for i in range(self.n_inputs)]
         for op, args in self.steps:
-            texts.append(format_op(op, [texts[a] for a in args]))
+            texts.append(format_op(op, [texts[a] if type(a) is int else _leaf_text(a) for a in args]))
         return texts[-1][0]
 
     def __repr__(self) -> str:
@@ -192,6 +269,9 @@ def expressions(
     n_inputs: int | st.SearchStrategy[int] = st.integers(1, 3),
     max_ops: int = 6,
     ops: str | Iterable[OpLike] | None = None,
+    *,
+    near_kinks: bool = False,
+    near_domain_edges: bool = False,
 ) -> st.SearchStrategy[tuple[Expression, tuple[float, ...]]]:
     """Draw ``(fn, inputs)``: a random :class:`Expression` DAG of 1 to ``max_ops`` operations over
     ``n_inputs`` inputs, and a point where every operation of it is smooth.
@@ -205,6 +285,12 @@ def expressions(
     :data:`KINK_MARGIN` from a kink, and every result within ±:data:`VALUE_BOUND`. An operation
     whose inputs would break that is skipped; a draw left with no operation is rejected.
     Hypothesis shrinks towards fewer operations, the first of ``ops`` and the input ``x0``.
+
+    ``near_kinks=True`` aims at the places where checks go wrong: an operation with a kink (relu
+    at 0, a tie of maximum, …) gets, half the time, its input shifted by a constant (``x - c``)
+    onto the kink or within :data:`NEAR_KINK_OFFSETS` of it. ``near_domain_edges=True`` does the
+    same for one-input operations and the edges of their domain (log and sqrt near 0, asin near
+    ±1: found from the forward rule), at :data:`NEAR_EDGE_OFFSETS` inside.
     """
     if not isinstance(max_ops, int) or max_ops < 1:
         raise ValueError(f"max_ops must be an int >= 1, got {max_ops!r}")
@@ -215,7 +301,7 @@ def expressions(
     table = _resolve_all(ops)
 
     @st.composite
-    def draw_step(draw, vals: list[float], n_in: int):
+    def draw_step(draw, vals: list[float], n_in: int, steep: set[int]):
         """One operation and its inputs (node indices), drawn as one unit so that Hypothesis can
         delete a whole step while shrinking; None if the op is not smooth at those inputs."""
         op = draw(st.sampled_from(table))
@@ -227,8 +313,30 @@ def expressions(
         chain = len(vals) > n_in and draw(st.integers(0, 3)) < 3
         first = newest if chain else draw(st.integers(0, newest))
         args = (first, *(newest - draw(st.integers(0, newest)) for _ in range(arity - 1)))
-        out = _smooth_at(op, [vals[a] for a in args])
-        return None if out is None else (op, args, out)
+        xs = [vals[a] for a in args]
+        target, at_edge = None, False
+        if any(a in steep for a in args):
+            pass  # already next to a domain edge: a second target there is beyond float64's resolution
+        elif near_kinks and has_kinks(op) and draw(st.booleans()):
+            target = _kink_target(op, xs, draw(st.sampled_from(NEAR_KINK_OFFSETS)))
+        elif near_domain_edges and op.arity == 1 and draw(st.booleans()):
+            edges = _domain_edges(op)
+            if edges:
+                edge, inward = draw(st.sampled_from(edges))
+                target = (0, edge + inward * draw(st.sampled_from(NEAR_EDGE_OFFSETS)))
+                at_edge = True
+        if target is not None:  # x - c lands on the target; then the op, checked only for being defined
+            j, t = target
+            c = xs[j] - t
+            moved = xs[j] - c
+            xs[j] = moved
+            out = _defined_at(op, xs)
+            if out is None:
+                return None
+            new_args = tuple(len(vals) if k == j else a for k, a in enumerate(args))
+            return [(_SUB, (args[j], c), moved), (op, new_args, out)], at_edge
+        out = _smooth_at(op, xs)
+        return None if out is None else ([(op, args, out)], False)
 
     @st.composite
     def draw_expression(draw):
@@ -236,9 +344,12 @@ def expressions(
         point = tuple(draw(_INPUTS) for _ in range(n))
         vals = list(point)
         steps: list = []
+        steep: set[int] = set()  # nodes that depend on an input put next to a domain edge
         for _ in range(draw(st.integers(1, max_ops))):
-            step = draw(draw_step(vals, n))
-            if step is not None:
+            placed, at_edge = draw(draw_step(vals, n, steep)) or ((), False)
+            for step in placed:
+                if (at_edge and step is placed[-1]) or any(type(a) is int and a in steep for a in step[1]):
+                    steep.add(len(vals))
                 steps.append(step[:2])
                 vals.append(step[2])
         assume(steps)
@@ -293,5 +404,5 @@ def mlps(
 
 __all__ = [
     "expressions", "values", "mlps", "Expression", "DOMAINS", "BUILTIN_OPS", "domain_of",
-    "VALUE_BOUND", "KINK_MARGIN", "POW_CONST_EXPONENTS",
+    "VALUE_BOUND", "KINK_MARGIN", "POW_CONST_EXPONENTS", "NEAR_KINK_OFFSETS", "NEAR_EDGE_OFFSETS",
 ]
