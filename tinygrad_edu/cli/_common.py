@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import signal
 import sys
 import threading
@@ -98,3 +99,15 @@ def finish_outputs(command: str) -> Iterator[Interrupts]:
         yield seen
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def assignment(text: str) -> tuple[str, float]:
+    """``NAME=NUMBER``, as for ``--set x=0.5``: a variable name and a finite number."""
+    name, sep, number = text.partition("=")
+    name = name.strip()
+    if not sep or not re.fullmatch(r"[A-Za-z]\w*", name):
+        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER (like x=0.5), got {text!r}")
+    try:
+        return name, finite_float(number)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"the value of {name} {err}") from None

@@ -4,25 +4,12 @@ gradient flow, e.g. ``tinygrad-edu graph "tanh(x*w + b)" --set x=0.5 --set w=-1.
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from ..expr import ExpressionError, UndefinedVariableError, compile_expression
-from ._common import CLIError, finite_float, positive_int
+from ._common import CLIError, assignment, positive_int
 
 _SUFFIXES = (".html", ".svg", ".png", ".pdf", ".dot", ".gv")
-
-
-def _assignment(text: str) -> tuple[str, float]:
-    """``NAME=NUMBER`` for --set."""
-    name, sep, number = text.partition("=")
-    name = name.strip()
-    if not sep or not re.fullmatch(r"[A-Za-z]\w*", name):
-        raise argparse.ArgumentTypeError(f"expected NAME=NUMBER (like x=0.5), got {text!r}")
-    try:
-        return name, finite_float(number)
-    except argparse.ArgumentTypeError as err:
-        raise argparse.ArgumentTypeError(f"the value of {name} {err}") from None
 
 
 def add_parser(subparsers) -> None:
@@ -38,7 +25,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("expression", help='the expression, e.g. "tanh(x*w + b)"')
     parser.add_argument("--set", dest="assignments", metavar="NAME=VALUE", action="append", default=[],
-                        type=_assignment, help="give a variable its value (repeat for each variable)")
+                        type=assignment, help="give a variable its value (repeat for each variable)")
     parser.add_argument("--out", type=Path, default=Path("graph.svg"),
                         help="output file: .html (an interactive explorer, one offline file), .svg, .png, .pdf, "
                              "or .dot for the DOT source (default: graph.svg)")

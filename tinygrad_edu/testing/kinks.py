@@ -73,9 +73,10 @@ def step_limits(hits: Sequence[KinkHit]) -> tuple[bool, float | None]:
 def convention(op: ops.Primitive, xs: Sequence[float]) -> str:
     """What ``op``'s rule gives at the kink at ``xs``: ``relu'(0) = 0``, or the record's words."""
     if op.arity == 1:
+        x = min(op.kinks, key=lambda k: abs(xs[0] - k)) if op.kinks else xs[0]  # 0, not -0
         try:
-            d = float(op.vjp(ops.FLOAT_MATH, 1.0, op.forward(ops.FLOAT_MATH, *xs), *xs)[0])
-            return f"{op.name}'({xs[0]:g}) = {d:g}"
+            d = float(op.vjp(ops.FLOAT_MATH, 1.0, op.forward(ops.FLOAT_MATH, x), x)[0])
+            return f"{op.name}'({x:g}) = {d:g}"
         except (ArithmeticError, ValueError, TypeError):
             pass
     return getattr(op, "convention", "") or ""

@@ -64,7 +64,7 @@ class LocalPartial:
         return f"d2/d{_arg(self.op, i)}d{_arg(self.op, j)}"
 
     def describe(self) -> str:
-        call = self.op.format(*(repr(x) for x in self.inputs)) if self.op.arity != -1 else f"{self.op.name}(...)"
+        call = self.op.format(*(f"{x:.10g}" for x in self.inputs)) if self.op.arity != -1 else f"{self.op.name}(...)"
         if self.interval is not None:
             lo, hi = sorted(self.interval)
             ref = f"one-sided derivatives [{lo:.6g}, {hi:.6g}] (a kink: the rule gives the convention {self.analytic:.6g})"
