@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from tinygrad_edu import ops
 from tinygrad_edu.cli import main as cli_main
+from tinygrad_edu.custom import CustomPrimitive
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKER = "<!-- output -->"
@@ -72,8 +74,21 @@ def _normalise(text: str) -> str:
     return "\n".join(lines)
 
 
+@pytest.fixture
+def fresh_custom_primitives():
+    """The pages register custom primitives by name; test_docs.py runs the same code in this
+    process. Run with none registered, and put the table back afterwards."""
+    saved = dict(ops.PRIMITIVES)
+    for name, op in saved.items():
+        if isinstance(op, CustomPrimitive):
+            del ops.PRIMITIVES[name]
+    yield
+    ops.PRIMITIVES.clear()
+    ops.PRIMITIVES.update(saved)
+
+
 @pytest.mark.parametrize("path", pages(), ids=lambda p: str(p.relative_to(ROOT)))
-def test_shown_outputs_are_what_the_code_prints(path: Path, tmp_path, monkeypatch):
+def test_shown_outputs_are_what_the_code_prints(path: Path, tmp_path, monkeypatch, fresh_custom_primitives):
     monkeypatch.chdir(tmp_path)
     text = path.read_text(encoding="utf-8")
     namespace: dict = {"__name__": f"docs_output_{path.stem}"}
