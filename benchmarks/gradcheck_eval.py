@@ -1,8 +1,8 @@
 """How well the gradient checks catch and localise wrong derivative rules, and how often they
 fail on correct functions at the hard places (the evaluation of docs/testing.md):
 
-1. Broken rules: each built-in primitive's derivative rule is perturbed in turn (scaled by 1.1,
-   sign flipped, shifted by 0.1, one partial dropped, partials swapped), by patching the record in
+1. Broken rules: each built-in primitive's derivative rule is perturbed in turn (scaled by 1.01
+   and by 1.1, sign flipped, shifted by 0.1, one partial dropped, partials swapped), by patching the record in
    place and restoring it after; plus wrong custom primitives. Each runs in random expressions
    (tinygrad_edu.testing.strategies) that use it. Reported: how often gradcheck fails where the
    broken rule changes the gradient (detection), and how often the first culprit it names is the
@@ -37,6 +37,7 @@ ATOL, RTOL = 1e-5, 1e-3
 def _perturbations(arity: int) -> dict[str, Callable[[tuple], tuple]]:
     """Ways to break a rule, as functions of the rule's partials (already multiplied by g)."""
     kinds: dict[str, Callable[[tuple], tuple]] = {
+        "scaled by 1.01": lambda d: tuple(x * 1.01 for x in d),
         "scaled by 1.1": lambda d: tuple(x * 1.1 for x in d),
         "sign flipped": lambda d: tuple(-x for x in d),
         "shifted by 0.1": lambda d: tuple(x + 0.1 for x in d),

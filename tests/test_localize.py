@@ -145,3 +145,16 @@ def test_at_a_kink_where_the_conventions_combine_badly_the_report_says_so():
     assert info.value.culprits == []
     assert "relu's input x0 = 0 is at its kink at 0 (relu'(0) = 0 by convention)" in text
     assert "the chain rule combined the rules' conventions" in text
+
+
+def test_the_culprit_can_be_drawn_outlined():
+    from tinygrad_edu.viz.graph import draw_graph
+    from tinygrad_edu.viz.style import HIGHLIGHT_COLOR
+
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(lambda a, b: (wrong_deep(a * b) + b).tanh(), [0.5, 0.8])
+    [c] = info.value.culprits
+    outlined = [line for line in draw_graph(c.path[-1], highlight=[c.node]).source.splitlines()
+                if HIGHLIGHT_COLOR in line]
+    assert len(outlined) == 2  # the culprit's value and its operation, nothing else
+    assert any("lc_wrong_deep" in line for line in outlined)

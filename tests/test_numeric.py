@@ -95,3 +95,10 @@ def test_the_first_step_is_relative_to_the_point():
     assert numeric.FIRST_STEP < 0.1
     est = derivative(lambda t: t * t, 1e8)
     assert est.value == pytest.approx(2e8, rel=1e-10)
+
+
+def test_a_zero_derivative_from_rounding_noise_keeps_a_large_step():
+    # -(t/1.5)/t is -1/1.5 up to rounding: its derivative is 0. Chasing relative accuracy on
+    # noise would shrink the step until the noise (1e-16/h) dominates; it must not.
+    est = derivative(lambda t: -(t / 1.5) / t, -2.688716103464095)
+    assert abs(est.value) < 1e-9 and est.step > 1e-6

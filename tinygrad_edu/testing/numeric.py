@@ -160,8 +160,15 @@ RESTART = 100.0
 RESTARTS = 5
 
 
+#: An estimated error below this is as good as exact (a derivative that is 0, estimated from
+#: rounding noise, must not send the search to ever smaller steps where the noise grows).
+NEGLIGIBLE = 1e-12
+
+
 def _relative(e: Estimate) -> float:
-    return e.error / abs(e.value) if e.value else (0.0 if e.error == 0 else math.inf)
+    if e.error <= NEGLIGIBLE:
+        return 0.0
+    return e.error / abs(e.value) if e.value else math.inf
 
 
 def _best(diff: Callable[[float], Optional[float]], h: float, order: int, stencil: str, floor: float) -> Estimate:
@@ -173,7 +180,7 @@ def _best(diff: Callable[[float], Optional[float]], h: float, order: int, stenci
             break
         if best is None or _relative(Estimate(value, err, used, stencil)) < _relative(best):
             best = Estimate(value, err, used, stencil)
-        if best.error <= ACCURATE * abs(best.value):
+        if best.error <= ACCURATE * abs(best.value) or best.error <= NEGLIGIBLE:
             break
         h /= RESTART
         if h < floor:
