@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from test_docs import python_blocks
+from test_docs import NEEDS_DOT, python_blocks
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "tinygrad_edu" / "tutorial"
@@ -146,7 +146,9 @@ def test_notebook_runs_on_a_fresh_kernel_and_displays_its_pictures(path: Path, t
     nbformat.validate(notebook)
     markdown = chapter_of(notebook).read_text(encoding="utf-8")
     blocks = notebook_only_blocks(markdown)
-    if any(p.endswith(GRAPHS) for _, pictures in blocks for p in pictures) or "draw" in markdown:
+    if any(name in cell.source for cell in notebook.cells if cell.cell_type == "code" for name in NEEDS_DOT):
+        request.getfixturevalue("require_dot")  # e.g. animate_backward: the GIF is rendered by the system dot
+    elif any(p.endswith(GRAPHS) for _, pictures in blocks for p in pictures) or "draw" in markdown:
         request.getfixturevalue("require_svg_layout")
     monkeypatch.delenv("MPLBACKEND", raising=False)  # CI sets Agg; a notebook shows figures inline
     client = nbclient.NotebookClient(notebook, timeout=180, kernel_name="python3",
