@@ -227,7 +227,7 @@ def create_app(studio: Studio, token: str, port: int, *, out_dir: str | Path = "
     async def control(request: Request) -> Response:
         body = _object(await _body(request), {"action": True})
         action = body["action"]
-        if action not in actions:
+        if not isinstance(action, str) or action not in actions:
             raise ConfigError(f"unknown action {action!r}; choose one of {', '.join(actions)}")
         await anyio.to_thread.run_sync(actions[action])
         return Response(await broadcaster.latest(), media_type="application/json")

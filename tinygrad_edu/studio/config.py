@@ -75,10 +75,10 @@ def _sizes(name: str, f: Field, value: Any) -> tuple[int, ...]:
     return tuple(value)
 
 
-def validate(update: Any, current: dict[str, Any] | None = None) -> dict[str, Any]:
+def validate(update: Any) -> dict[str, Any]:
     """Check a partial update (a JSON object from the page) and return it with normalised values.
-    Unknown fields, wrong types and values out of range raise :class:`ConfigError`; so does a
-    combination that cannot train (a test share that leaves no training or no test points)."""
+    Unknown fields, wrong types and values out of range raise :class:`ConfigError` (the ranges
+    leave at least one test point and two training points: 20 samples, a test share of 0.05-0.9)."""
     if not isinstance(update, dict):
         raise ConfigError(f"expected a JSON object of settings, got {type(update).__name__}")
     out: dict[str, Any] = {}
@@ -94,11 +94,6 @@ def validate(update: Any, current: dict[str, Any] | None = None) -> dict[str, An
             out[name] = _sizes(name, f, value)
         else:
             out[name] = _number(name, f, value)
-    merged = {**(current or DEFAULTS), **out}
-    n_test = math.ceil(merged["test_size"] * merged["samples"])
-    if not 1 <= n_test <= merged["samples"] - 2:
-        raise ConfigError(f"test_size {merged['test_size']} of {merged['samples']} samples leaves no training "
-                          "or no test points")
     return out
 
 

@@ -28,11 +28,11 @@ def sample_loss(studio: Studio, which: str, index: int) -> Value:
 def explorer_html(studio: Studio, which: str, index: int) -> str:
     """The explorer (``tinygrad_edu.viz.explore``) on point ``index``'s loss graph, as one
     self-contained HTML document."""
+    loss = sample_loss(studio, which, index)  # checks the point first
     try:
         from ..viz import explore
     except ImportError:
         raise StudioError("the graph explorer is not available in this version of tinygrad_edu") from None
-    loss = sample_loss(studio, which, index)
     return explore(loss).to_html()
 
 

@@ -60,7 +60,7 @@ class Studio:
         self.on_change = on_change or (lambda: None)
         self.config = dict(DEFAULTS)
         if config:
-            self.config.update(validate(config, self.config))
+            self.config.update(validate(config))
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._last_publish = 0.0
@@ -139,8 +139,9 @@ class Studio:
     def _sample_norms(self, at: float) -> None:
         grad = self.trainer.grad
         self.norms["epoch"].append(round(at, 4))
-        for series, index in zip(self.norms["layers"], self._layer_index):
-            series.append(float(np.sqrt(np.dot(grad[index], grad[index]))))
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverging run's norm is inf or nan
+            for series, index in zip(self.norms["layers"], self._layer_index):
+                series.append(float(np.sqrt(np.dot(grad[index], grad[index]))))
         if len(self.norms["epoch"]) > MAX_SAMPLES:  # keep every other sample: bounded, still spans the run
             self.norms["epoch"] = self.norms["epoch"][::2]
             self.norms["layers"] = [s[::2] for s in self.norms["layers"]]
@@ -272,7 +273,7 @@ class Studio:
         data or model starts a new run; the learning rate, momentum, batch size, epochs and speed
         change the run in progress."""
         with self.lock:
-            clean = validate(update, self.config)
+            clean = validate(update)
             if self.config["optimizer"] == "adam" and clean.get("optimizer", "adam") == "adam" \
                     and clean.get("momentum", 0.0):
                 raise ConfigError("momentum applies to SGD; Adam has its own (choose optimizer sgd first)")
