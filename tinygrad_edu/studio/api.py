@@ -74,7 +74,9 @@ class Broadcaster:
         self.studio = studio
         self.loop: asyncio.AbstractEventLoop | None = None
         self.events: set[asyncio.Event] = set()
+        self.closed = False
         self._cache: tuple[int, str] = (-1, "")
+        self._building = asyncio.Lock()  # one build per version, however many streams wake at once
 
     def notify(self) -> None:
         loop = self.loop
@@ -84,16 +86,21 @@ class Broadcaster:
             except RuntimeError:  # the loop closed meanwhile (shutting down)
                 pass
 
+    def close(self) -> None:
+        """End every open stream (the server is stopping), from any thread."""
+        self.closed = True
+        self.notify()
+
     def _wake(self) -> None:
         for event in self.events:
             event.set()
 
     async def latest(self) -> str:
         """The snapshot's JSON, built once per version of the studio however many pages ask."""
-        version, text = self._cache
-        if version != self.studio.version:
-            version, text = self._cache = await anyio.to_thread.run_sync(self._build)
-        return text
+        async with self._building:
+            if self._cache[0] != self.studio.version:
+                self._cache = await anyio.to_thread.run_sync(self._build)
+            return self._cache[1]
 
     def _build(self) -> tuple[int, str]:
         snap = self.studio.snapshot()
@@ -104,15 +111,16 @@ class Broadcaster:
         self.events.add(event)
         try:
             yield "retry: 1000\n\n"
-            while True:
+            while not self.closed:
                 yield f"data: {await self.latest()}\n\n"
-                try:
-                    await asyncio.wait_for(event.wait(), KEEPALIVE)
-                except asyncio.TimeoutError:
-                    yield ": keep-alive\n\n"
-                    await event.wait()
+                while not event.is_set():
+                    try:
+                        await asyncio.wait_for(event.wait(), KEEPALIVE)
+                    except asyncio.TimeoutError:
+                        yield ": keep-alive\n\n"
                 event.clear()
-                await asyncio.sleep(1.0 / MAX_EVENT_HZ)  # coalesce: the next send takes the newest snapshot
+                if not self.closed:
+                    await asyncio.sleep(1.0 / MAX_EVENT_HZ)  # coalesce: the next send takes the newest snapshot
         finally:
             self.events.discard(event)
 
@@ -190,7 +198,7 @@ def create_app(studio: Studio, token: str, port: int, *, out_dir: str | Path = "
         return Response(await broadcaster.latest(), media_type="application/json")
 
     async def get_config(request: Request) -> Response:
-        current = await anyio.to_thread.run_sync(lambda: studio.snapshot()["config"])
+        current = await anyio.to_thread.run_sync(studio.settings)
         return JSONResponse({"config": current, "fields": describe()})
 
     async def points(request: Request) -> Response:
@@ -218,8 +226,8 @@ def create_app(studio: Studio, token: str, port: int, *, out_dir: str | Path = "
 
     async def post_config(request: Request) -> Response:
         update = await _body(request)
-        config = await anyio.to_thread.run_sync(studio.configure, update)
-        return JSONResponse({"config": {**config, "hidden": list(config["hidden"])}})
+        await anyio.to_thread.run_sync(studio.configure, update)
+        return JSONResponse({"config": await anyio.to_thread.run_sync(studio.settings)})
 
     actions = {"play": studio.play, "pause": studio.pause, "step": studio.step, "epoch": studio.run_epoch,
                "reset": studio.reset}
@@ -287,5 +295,7 @@ def create_app(studio: Studio, token: str, port: int, *, out_dir: str | Path = "
 
         await app(scope, receive, send_with_headers)
 
-    return Guard(with_headers, token, port)
+    guard = Guard(with_headers, token, port)
+    guard.broadcaster = broadcaster  # the server ends the event streams through it when stopping
+    return guard
 

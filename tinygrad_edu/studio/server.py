@@ -50,6 +50,19 @@ def bind_near(port: int, tries: int = 20) -> socket.socket:
     return bind(0)
 
 
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's server, which also ends the studio's event streams when asked to stop (Ctrl-C),
+    so stopping does not wait for open pages."""
+
+    def __init__(self, config: uvicorn.Config, on_exit):
+        super().__init__(config)
+        self.on_exit = on_exit
+
+    def handle_exit(self, sig, frame) -> None:
+        self.on_exit()
+        super().handle_exit(sig, frame)
+
+
 class StudioServer:
     """A studio (its training state, its app) served by uvicorn on 127.0.0.1, with its own token."""
 
@@ -60,9 +73,10 @@ class StudioServer:
         self.token = secrets.token_urlsafe(24)
         self.studio = Studio(config)
         self.app = create_app(self.studio, self.token, self.port, out_dir=out_dir)
-        self.server = uvicorn.Server(uvicorn.Config(
+        self.server = _Uvicorn(uvicorn.Config(
             self.app, log_level="warning", access_log=False, lifespan="off",
-            timeout_graceful_shutdown=GRACEFUL_SECONDS, limit_concurrency=256, timeout_keep_alive=5))
+            timeout_graceful_shutdown=GRACEFUL_SECONDS, limit_concurrency=256, timeout_keep_alive=5),
+            on_exit=self.app.broadcaster.close)
         self._thread: threading.Thread | None = None
 
     @property
@@ -101,6 +115,7 @@ class StudioServer:
 
     def stop(self) -> None:
         self.studio.close()
+        self.app.broadcaster.close()
         self.server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)

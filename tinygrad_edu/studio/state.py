@@ -340,6 +340,11 @@ class Studio:
             self.version += 1
             self.on_change()
 
+    def settings(self) -> dict:
+        """The current settings, as plain data."""
+        with self.lock:
+            return {**self.config, "hidden": list(self.config["hidden"])}
+
     def _network(self) -> dict:
         data, grad = self.trainer.data, self.trainer.grad
         layers = [{"w": _plain(data[w]), "b": _plain(data[b]), "gw": _plain(grad[w]), "gb": _plain(grad[b])}
@@ -355,8 +360,8 @@ class Studio:
             return {
                 "version": self.version, "status": self.status, "message": self.message,
                 "epoch": self.epoch, "batch": self.batch, "batches_per_epoch": per_epoch,
-                "target_epochs": self.target, "steps": h.steps,
-                "config": {**self.config, "hidden": list(self.config["hidden"])},
+                "target_epochs": self.target, "steps": h.steps, "seconds": round(h.seconds, 4),
+                "config": self.settings(),
                 "metrics": dict(self.metrics),
                 "history": {"epoch": list(h.epoch), "train_loss": list(h.train_loss),
                             "train_accuracy": list(h.train_accuracy), "test_loss": list(h.test_loss),
@@ -395,8 +400,7 @@ class Studio:
             h = self.history
             metadata = {"task": self.config["task"], "source": "tinygrad-edu studio", "epochs_done": self.epoch,
                         "steps": h.steps, "test_accuracy": self.metrics["test_accuracy"],
-                        "config": {**self.config, "hidden": list(self.config["hidden"])},
-                        "optimizer": repr(self.optimizer)}
+                        "config": self.settings(), "optimizer": repr(self.optimizer)}
             try:
                 return model_to_dict(self.model, metadata)
             except ValueError as err:

@@ -168,7 +168,7 @@ function drawBoundary() {
   const W = canvas.width, H = canvas.height;
   const net = snap.network;
   const params = net.layers.reduce((s, l) => s + l.w.length * (l.w[0].length + 1), 0);
-  const n = Math.max(40, Math.min(150, Math.floor(Math.sqrt(3e6 / params))));
+  const n = Math.max(40, Math.min(120, Math.floor(Math.sqrt(2e6 / params))));
   const ok = net.layers.every((l) => l.w.every((row) => row.every((v) => v !== null)));
   ctx.clearRect(0, 0, W, H);
   if (ok) {
@@ -187,6 +187,20 @@ function drawBoundary() {
     ctx.drawImage(gridCanvas, 0, 0, W, H);
   }
   if (!pts) return;
+  const showTest = $("#show-test").checked;
+  const key = `${pts.version}/${showTest}/${W}x${H}`;
+  if (pointsKey !== key) {  // the points change rarely: drawn once onto their own layer
+    pointsKey = key;
+    pointsLayer.width = W; pointsLayer.height = H;
+    drawPoints(pointsLayer.getContext("2d"), W, H, showTest);
+  }
+  ctx.drawImage(pointsLayer, 0, 0);
+}
+
+const pointsLayer = document.createElement("canvas");
+let pointsKey = "";
+
+function drawPoints(ctx, W, H, showTest) {
   const sx = (x) => ((x + 1) / 2) * W, sy = (y) => ((1 - y) / 2) * H;
   const drawSet = (set, filled) => {
     const {xy, label} = set;
@@ -201,7 +215,7 @@ function drawBoundary() {
       }
     }
   };
-  if ($("#show-test").checked) drawSet(pts.test, false);
+  if (showTest) drawSet(pts.test, false);
   drawSet(pts.train, true);
 }
 
