@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: circle test test-thorough bench docs notebooks clean
+.PHONY: circle studio test test-thorough bench docs notebooks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("tinygrad_edu needs Python 3.10 or newer, found " + sys.version.split()[0]) if sys.version_info < (3, 10) else None'
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 ## circle: set up, then train the circle task (outputs in runs/circle/; pass options with ARGS="--epochs 10")
 circle: $(STAMP)
 	$(BIN)/tinygrad-edu circle $(ARGS)
+
+## studio: set up, then start the studio, a local web page that trains while you watch (ARGS="--no-browser")
+studio: $(STAMP)
+	$(BIN)/tinygrad-edu studio $(ARGS)
 
 ## test: set up, then run the test suite (bounded Hypothesis profile)
 test: $(STAMP)

@@ -148,7 +148,7 @@ def test_controls(client):
 def test_play_trains_the_configured_epochs_in_the_background(client, studio):
     client.post("/api/config", json={"epochs": 3})
     assert client.post("/api/control", json={"action": "play"}).status_code == 200
-    studio._thread.join(timeout=60)
+    studio.wait(60)
     s = state(client)
     assert s["status"] == "done" and s["epoch"] == 3 and s["history"]["epoch"] == [0, 1, 2, 3]
 
@@ -253,7 +253,7 @@ def test_diverging_run_stops_and_says_so(client, studio):
     # Plain SGD at a learning rate of 50 through three linear layers: the weights' product overflows.
     client.post("/api/config", json={"lr": 50.0, "hidden": [32, 32, 32], "activation": "linear", "epochs": 20})
     client.post("/api/control", json={"action": "play"})
-    studio._thread.join(timeout=60)
+    studio.wait(60)
     s = state(client)
     assert s["status"] == "diverged" and s["message"].startswith("training diverged")
     assert "\n" not in s["message"]

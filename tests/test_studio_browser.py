@@ -27,10 +27,11 @@ def server_state(server):
     return httpx.get(f"{server.base}/api/state", headers={"X-Studio-Token": server.token}, timeout=10).json()
 
 
-def screenshot(page, name, **kw):
+def screenshot(page, name, selector=None):
+    """Save the page (or the element at ``selector``) as DIR/name when TINYGRAD_EDU_SCREENSHOTS=DIR."""
     where = os.environ.get("TINYGRAD_EDU_SCREENSHOTS")
     if where:
-        page.screenshot(path=str(Path(where) / name), **kw)
+        (page.locator(selector) if selector else page).screenshot(path=str(Path(where) / name))
 
 
 def canvas_point(page, x, y):
@@ -114,8 +115,29 @@ def test_diverging_run_says_so_on_the_page(page, server):
     page.click('[data-action="play"]')
     page.wait_for_selector('#status[data-status="diverged"]', state="attached", timeout=60_000)
     assert page.text_content("#status").startswith("training diverged")
-    screenshot(page, "studio-diverged.png", clip={"x": 0, "y": 0, "width": 1280, "height": 40})
+    screenshot(page, "studio-diverged.png", "header")
     assert page.console_errors == []
+
+
+def test_spirals_with_a_deeper_network(page, server):
+    # The settings through the page's own inputs: each change is one request, as a user makes it.
+    page.goto(server.url)
+    page.wait_for_selector('#state[data-epoch="0"]', state="attached")
+    for field, value in (("samples", "1000"), ("hidden", "16,16"), ("lr", "0.01"), ("epochs", "100")):
+        page.fill(f'[data-field="{field}"]', value)
+        page.press(f'[data-field="{field}"]', "Enter")
+    page.select_option('[data-field="optimizer"]', "adam")
+    page.select_option('[data-field="task"]', "spirals")
+    page.wait_for_function("() => snap.config.task === 'spirals' && snap.config.optimizer === 'adam' "
+                           "&& snap.network.sizes.join() === '2,16,16,1'")
+    assert server.studio.settings()["lr"] == 0.01 and server.studio.settings()["epochs"] == 100
+    page.click('[data-action="play"]')
+    page.wait_for_selector('#state[data-epoch="100"][data-status="done"]', state="attached", timeout=120_000)
+    assert float(page.get_attribute("#state", "data-test-accuracy")) >= 95.0
+    assert page.evaluate("() => snap.grad_norms.layers.length") == 3
+    page.wait_for_timeout(200)
+    screenshot(page, "studio-spirals.png")
+    assert page.requests.external() == [] and page.console_errors == []
 
 
 @pytest.mark.skipif(not hasattr(viz, "explore"), reason="the graph explorer (tinygrad_edu.viz.explore) is not in this version")

@@ -23,7 +23,7 @@ def reference_history(samples, epochs, **kw):
 def test_play_is_train_fit_with_the_circle_commands_seeds():
     studio = Studio({"samples": 1000, "epochs": 4})
     studio.play()
-    studio._thread.join(timeout=60)
+    studio.wait(60)
     ref, model = reference_history(1000, 4)
     h = studio.history
     assert studio.status == "done" and studio.epoch == 4 and h.epoch == [0, 1, 2, 3, 4]
@@ -38,10 +38,10 @@ def test_steps_and_epochs_count_and_play_again_goes_on():
     studio.run_epoch()  # to the end of the epoch in progress
     assert (studio.epoch, studio.batch, studio.history.steps) == (1, 0, 4)
     studio.play()
-    studio._thread.join(timeout=60)
+    studio.wait(60)
     assert studio.epoch == 2 and studio.status == "done"
     studio.play()  # done: another `epochs`
-    studio._thread.join(timeout=60)
+    studio.wait(60)
     assert studio.epoch == 4 and len(studio.norms["epoch"]) == 16  # every batch sampled: 4 per epoch
 
 

@@ -248,6 +248,15 @@ class Studio:
             self.trainer.store()
         self._changed(force=True)
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until a :meth:`play` in progress stops (its epochs done, paused or diverged);
+        False when ``timeout`` seconds passed first."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
     def pause(self) -> None:
         """Stop the background training after its current minibatch and wait for it."""
         thread = self._thread

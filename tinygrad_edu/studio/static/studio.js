@@ -163,6 +163,30 @@ function mix(p) {
 
 const gridCanvas = document.createElement("canvas");
 
+function drawContour(ctx, P, n, step, level) {
+  // The P = level line by marching squares: in each grid cell, the points where P crosses the
+  // level on the cell's edges (linearly interpolated) are joined pairwise.
+  ctx.beginPath();
+  const cross = (a, b) => (level - a) / (b - a);
+  for (let r = 0; r + 1 < n; r++) {
+    for (let c = 0; c + 1 < n; c++) {
+      const p00 = P[r * n + c], p01 = P[r * n + c + 1], p10 = P[(r + 1) * n + c], p11 = P[(r + 1) * n + c + 1];
+      const hits = [];
+      if ((p00 > level) !== (p01 > level)) hits.push([c + cross(p00, p01), r]);
+      if ((p01 > level) !== (p11 > level)) hits.push([c + 1, r + cross(p01, p11)]);
+      if ((p11 > level) !== (p10 > level)) hits.push([c + cross(p10, p11), r + 1]);
+      if ((p10 > level) !== (p00 > level)) hits.push([c, r + cross(p00, p10)]);
+      for (let k = 0; k + 1 < hits.length; k += 2) {
+        ctx.moveTo(hits[k][0] * step, hits[k][1] * step);
+        ctx.lineTo(hits[k + 1][0] * step, hits[k + 1][1] * step);
+      }
+    }
+  }
+  ctx.lineWidth = 2;
+  ctx.strokeStyle = "#111";
+  ctx.stroke();
+}
+
 function drawBoundary() {
   const canvas = $("#boundary"), ctx = canvas.getContext("2d");
   const W = canvas.width, H = canvas.height;
@@ -175,16 +199,13 @@ function drawBoundary() {
     const P = probabilityGrid(net, n);
     gridCanvas.width = n; gridCanvas.height = n;
     const g = gridCanvas.getContext("2d"), img = g.createImageData(n, n);
-    for (let i = 0; i < n * n; i++) {
-      const [r, gg, bb] = mix(P[i]);
-      // the P = 0.5 boundary: a cell whose right or lower neighbour is on the other side
-      const c = i % n, edge = (c + 1 < n && (P[i] > 0.5) !== (P[i + 1] > 0.5)) ||
-        (i + n < n * n && (P[i] > 0.5) !== (P[i + n] > 0.5));
-      img.data.set(edge ? [20, 20, 20, 255] : [r, gg, bb, 200], i * 4);
-    }
+    for (let i = 0; i < n * n; i++) img.data.set([...mix(P[i]), 210], i * 4);
     g.putImageData(img, 0, 0);
     ctx.imageSmoothingEnabled = true;
-    ctx.drawImage(gridCanvas, 0, 0, W, H);
+    // grid value (r, c) sits at canvas (c, r) * step: the image's pixel centres on the grid points
+    const step = W / (n - 1);
+    ctx.drawImage(gridCanvas, -step / 2, -step / 2, W + step, H + step);
+    drawContour(ctx, P, n, step, 0.5);
   }
   if (!pts) return;
   const showTest = $("#show-test").checked;
@@ -288,7 +309,7 @@ function drawNorms() {
   const g = snap.grad_norms;
   chart(svg, {x: 40, y: 16, w: 370, h: 125}, g.layers.map((ys, i) => ({
     xs: g.epoch, ys, color: LAYER_COLORS[i % LAYER_COLORS.length], name: `layer ${i + 1}`})),
-    {title: "‖gradient‖ of each layer's weights and biases", log: true, xmax: snap.target_epochs});
+    {title: "norm of each layer's gradient (weights and biases)", log: true, xmax: snap.target_epochs});
 }
 
 let netShape = "";
