@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tinygrad_edu import train, viz
+from tinygrad_edu import train
 from tinygrad_edu.studio import StudioServer
 
 
@@ -140,18 +140,28 @@ def test_spirals_with_a_deeper_network(page, server):
     assert page.requests.external() == [] and page.console_errors == []
 
 
-@pytest.mark.skipif(not hasattr(viz, "explore"), reason="the graph explorer (tinygrad_edu.viz.explore) is not in this version")
-def test_clicking_a_point_opens_the_explorer(page, server):
+def test_clicking_a_point_opens_the_explorer(page, server, require_svg_layout):
     page.goto(server.url)
     page.wait_for_selector('#state[data-epoch="0"]', state="attached")
     page.click('[data-action="epoch"]')
     page.wait_for_selector('#state[data-epoch="1"]', state="attached")
     page.check('[data-tool="explore"]')
-    x, y = server.studio.X_train[5]
+    x, y = server.studio.X_test[3]  # a test point: drawn as a ring, still clickable
+    train_near = np.hypot(*(server.studio.X_train - [x, y]).T).min()
     page.mouse.click(*canvas_point(page, x, y))
     page.wait_for_selector('#explorer[data-open="true"]', state="attached")
+    box = page.locator("#explorer")
+    which, index = box.get_attribute("data-set"), int(box.get_attribute("data-index"))
+    # the nearest point within 8 pixels: this test point unless a training point is as near
+    assert (which, index) == ("test", 3) or train_near < 0.03
     frame = page.frame_locator("#explorer-frame")
-    frame.locator("body").wait_for()
-    assert page.get_attribute("#explorer", "data-set") in ("train", "test")
+    explorer = frame.locator("[data-explorer][data-ready=true]")
+    explorer.wait_for(state="attached")
+    steps = int(explorer.get_attribute("data-steps"))
+    assert steps > 20 and explorer.get_attribute("data-step") == "0"
+    assert f"{which} point {index}" in frame.locator("body").text_content()
+    assert "after epoch 1" in frame.locator("body").text_content()
     screenshot(page, "studio-explorer.png")
+    page.click("#explorer-close")
+    page.wait_for_selector('#explorer[data-open="false"]', state="attached")
     assert page.requests.external() == [] and page.console_errors == []

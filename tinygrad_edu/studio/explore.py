@@ -10,30 +10,32 @@ from .. import train
 from .._io import atomic_write
 from ..engine import Value
 from ..serialize import save_model
-from ..viz import plots
+from ..viz import GraphTooLargeError, GraphvizNotFoundError, explore, plots
 from .state import Studio, StudioError
 
 
-def sample_loss(studio: Studio, which: str, index: int) -> Value:
+def sample_loss(studio: Studio, which: str, index: int) -> tuple[Value, str]:
     """Point ``index`` of the ``which`` set's loss, as a graph of Values on a copy of the model with
-    the current weights, after ``backward()`` (the parameters' grads are this one sample's)."""
+    the current weights, and a title that says which point and when."""
     model, objective, x, target = studio.sample(which, index)
     inputs = [Value(v, label=f"x{i}") for i, v in enumerate(x)]
     loss = objective.sample_loss(model, inputs, target)
     loss.label = "loss"
-    loss.backward()
-    return loss
+    with studio.lock:
+        when = f"epoch {studio.epoch}" + (f" + {studio.batch} batches" if studio.batch else "")
+    title = (f"The loss of {which} point {index} at ({x[0]:.3f}, {x[1]:.3f}), class {target:g}, "
+             f"with the weights after {when}")
+    return loss, title
 
 
 def explorer_html(studio: Studio, which: str, index: int) -> str:
-    """The explorer (``tinygrad_edu.viz.explore``) on point ``index``'s loss graph, as one
-    self-contained HTML document."""
-    loss = sample_loss(studio, which, index)  # checks the point first
+    """The explorer (:func:`tinygrad_edu.viz.explore`) on point ``index``'s loss graph, stepped
+    through forward and backward, as one self-contained HTML document."""
+    loss, title = sample_loss(studio, which, index)
     try:
-        from ..viz import explore
-    except ImportError:
-        raise StudioError("the graph explorer is not available in this version of tinygrad_edu") from None
-    return explore(loss).to_html()
+        return explore(loss, title=title).to_html()
+    except (GraphTooLargeError, GraphvizNotFoundError) as err:
+        raise StudioError(f"the explorer cannot show this network: {err}") from None
 
 
 def save_views(studio: Studio, out: Path) -> list[Path]:
