@@ -90,11 +90,16 @@ def test_sigmoid_does_not_overflow():
     (lambda: NUMPY_MATH.sqrt(np.array([-4.0])), ValueError),
     (lambda: NUMPY_MATH.pow(np.array([0.0]), np.array([-1.0])), ZeroDivisionError),
     (lambda: NUMPY_MATH.pow(np.array([-8.0]), np.array([0.5])), ValueError),
-    (lambda: NUMPY_MATH.exp(np.array([1000.0])), OverflowError),
 ])
 def test_numpy_math_raises_like_the_scalar_engine(call, error):
     with pytest.raises(error):
         call()
+
+
+def test_numpy_math_overflows_to_inf_like_the_scalar_engine():
+    assert NUMPY_MATH.exp(np.array([1000.0, 0.0])).tolist() == [math.inf, 1.0] == [FLOAT_MATH.exp(1000.0), 1.0]
+    assert NUMPY_MATH.pow(np.array([10.0, -10.0]), np.array([400.0, 401.0])).tolist() == [math.inf, -math.inf]
+    assert [FLOAT_MATH.pow(10.0, 400.0), FLOAT_MATH.pow(-10.0, 401.0)] == [math.inf, -math.inf]
 
 
 # Tracing and replay --------------------------------------------------------------------------

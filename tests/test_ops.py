@@ -261,3 +261,193 @@ def test_derivative_of_sqrt_at_zero_raises_naming_the_op(make, message):
     x = Value(0.0)
     with pytest.raises(ZeroDivisionError, match=message.replace("*", r"\*")):
         make(x).backward()
+
+
+# --- overflow and NaN: one policy, every primitive, every engine -------------------------------
+
+BIG = 1.7976931348623157e308  # the largest float
+TINY = 5e-324  # the smallest positive float
+INF, NAN = math.inf, math.nan
+
+
+def three_engines(op, xs):
+    """(output, gradients) of ``op`` at ``xs`` from backward(), from grad(create_graph=True) (the
+    rules on Values) and from the batched engine (the rules on NumPy arrays)."""
+    import numpy as np
+
+    from tinygrad_edu.batched import trace
+
+    leaves = [Value(x) for x in xs]
+    out = apply(op, *leaves)
+    out.backward()
+    results = [(out.data, [v.grad for v in leaves])]
+    leaves = [Value(x) for x in xs]
+    out = apply(op, *leaves)
+    results.append((out.data, [g.data for g in grad(out, leaves, create_graph=True)]))
+    leaves = [Value(x) for x in xs]
+    tape = trace(lambda _: apply(op, *leaves), [0.0], leaves)
+    value = tape.mean_backward(np.zeros((1, 1)))
+    results.append((value, [v.grad for v in leaves]))
+    return results
+
+
+def same(got, want, rel=0.0):
+    if math.isnan(want):
+        return math.isnan(got)
+    if math.isinf(want) or rel == 0.0:
+        return got == want
+    return got == pytest.approx(want, rel=rel)
+
+
+# Each primitive where its value or its derivative is too large for a float: the result is inf
+# (IEEE 754, as NumPy and PyTorch give), never OverflowError; the expected numbers are closed forms.
+OVERFLOW_CASES = [
+    ("add", (1e308, 1e308), INF, (1.0, 1.0)),
+    ("sub", (1e308, -1e308), INF, (1.0, -1.0)),
+    ("mul", (1e200, 1e200), INF, (1e200, 1e200)),
+    ("div", (1e300, 1e-10), INF, (1e10, -INF)),  # d/db = -a / b**2 = -1e320
+    ("pow", (10.0, 400.0), INF, (INF, INF)),
+    ("pow", (-10.0, 401.0), -INF, (INF, NAN)),  # a negative base: no derivative in b
+    ("neg", (-BIG,), BIG, (-1.0,)),
+    ("abs", (-BIG,), BIG, (-1.0,)),
+    ("exp", (1000.0,), INF, (INF,)),
+    ("log", (TINY,), math.log(TINY), (INF,)),  # log'(x) = 1/x = 2e323
+    ("sqrt", (BIG,), math.sqrt(BIG), (0.5 / math.sqrt(BIG),)),
+    ("tanh", (BIG,), 1.0, (0.0,)),
+    ("sigmoid", (BIG,), 1.0, (0.0,)),
+    ("softplus", (BIG,), BIG, (1.0,)),
+    ("relu", (BIG,), BIG, (1.0,)),
+    ("sin", (1e300,), math.sin(1e300), (math.cos(1e300),)),
+    ("cos", (1e300,), math.cos(1e300), (-math.sin(1e300),)),
+    ("sum", (1e308, 1e308, -1e308), INF, (1.0, 1.0, 1.0)),  # added left to right: inf + -1e308
+    ("binary_cross_entropy_with_logits", (1e308, -2.0), INF, (3.0, -1e308)),  # 1e308 + 2e308; sigmoid - t
+    ("x ** 2", (1e200,), INF, (2e200,)),
+    ("x ** 3", (1e155,), INF, (INF,)),  # 3e310
+    ("x ** -1", (TINY,), INF, (-INF,)),
+    ("10 ** x", (400.0,), INF, (INF,)),
+    ("0.5 ** x", (-2000.0,), INF, (-INF,)),  # 0.5**x * log(0.5)
+]
+
+
+def op_named(name):
+    if name.startswith("x ** "):
+        return ops.pow_const(float(name[5:]))
+    if name.endswith(" ** x"):
+        return ops.rpow_const(float(name[:-5]))
+    return ops.PRIMITIVES[name]
+
+
+def test_every_builtin_primitive_has_an_overflow_case():
+    assert set(builtin_names()) <= {name for name, *_ in OVERFLOW_CASES}
+
+
+@pytest.mark.parametrize("name, xs, out, grads", OVERFLOW_CASES, ids=[f"{c[0]}{c[1]}" for c in OVERFLOW_CASES])
+def test_overflow_gives_inf_in_every_engine(name, xs, out, grads):
+    rel = 1e-12 if name in ("sin", "cos") else 0.0  # NumPy's sin may differ from the C library's by ulps
+    for engine, (got_out, got_grads) in zip(("backward", "grad", "batched"), three_engines(op_named(name), xs)):
+        assert same(got_out, out, rel), (engine, got_out, out)
+        for got, want in zip(got_grads, grads):
+            assert same(got, want, rel), (engine, got_grads, grads)
+
+
+NAN_OPS = [*builtin_names(), "x ** 2", "x ** 0.5", "2 ** x"]
+
+
+@pytest.mark.parametrize("name", NAN_OPS)
+def test_a_nan_input_gives_a_nan_output_and_nan_gradients_in_every_engine(name):
+    # NaN stays visible: NaN in any input gives NaN out, and unless the primitive is linear (its
+    # derivatives are constants: d(a + b)/da is 1 whatever b is) some gradient is NaN too; relu
+    # and abs included, unlike a 'NaN > 0 is false' shortcut that gives 0. The engines agree.
+    op = op_named(name)
+    arity = 3 if op.arity == -1 else op.arity
+    for i in range(arity):
+        xs = [1.5] * arity
+        xs[i] = NAN
+        results = three_engines(op, xs)
+        for engine, (got_out, got_grads) in zip(("backward", "grad", "batched"), results):
+            assert math.isnan(got_out), (engine, i, got_out)
+            if name not in ("add", "sub", "sum", "neg"):
+                assert any(math.isnan(g) for g in got_grads), (engine, i, got_grads)
+            assert all(same(g, r) for g, r in zip(got_grads, results[0][1])), (engine, results)
+
+
+def test_relu_and_abs_of_nan_follow_nan_and_agree_between_engines():
+    for name in ("relu", "abs"):
+        results = three_engines(ops.PRIMITIVES[name], [NAN])
+        for out, (g,) in results:
+            assert math.isnan(out) and math.isnan(g), (name, results)
+
+
+def test_nan_base_with_zero_exponent_is_one_but_its_derivatives_show_the_nan():
+    # nan ** 0 == 1 (IEEE 754, Python and NumPy); d/da = 0 * nan**-1 and d/db = 1 * log(nan).
+    for out, (ga, gb) in three_engines(ops.POW, [NAN, 0.0]):
+        assert out == 1.0 and math.isnan(ga) and math.isnan(gb)
+
+
+# --- pow at zero: PyTorch's gradients, computed without dividing by zero ---------------------
+
+@pytest.mark.parametrize("y", [0.25, 0.5, 0.999])
+def test_zero_to_a_fractional_power_has_zero_derivative_in_the_exponent(y):
+    # d/dy 0**y = 0**y * log(0) -> 0 for y > 0 (PyTorch and HIPS autograd give 0); the number 0.0
+    # is no node, so its own (infinite) partial is never computed.
+    v = Value(y)
+    (0.0**v).backward()
+    assert v.grad == 0.0
+    for out, (g,) in three_engines(ops.rpow_const(0.0), [y]):
+        assert (out, g) == (0.0, 0.0)
+
+
+def test_pow_at_zero_zero_gives_zero_gradients_like_pytorch():
+    # torch.pow(x, y) at x = y = 0: value 1, x.grad = 0 (y * x**(y-1) masked where y == 0), y.grad = 0.
+    for out, grads in three_engines(ops.POW, [0.0, 0.0]):
+        assert out == 1.0 and grads == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("a, b", [(0.0, 2.0), (0.0, 1.0), (0.0, 3.5), (2.0, 0.0), (-3.0, 0.0), (1e-3, 0.0)])
+def test_pow_gradients_near_zero_match_closed_forms(a, b):
+    da = 0.0 if b == 0.0 else b * a ** (b - 1)
+    db = a**b * math.log(a) if a > 0 else (0.0 if a == 0 else NAN)
+    for out, (ga, gb) in three_engines(ops.POW, [a, b]):
+        assert out == a**b
+        assert ga == pytest.approx(da, rel=1e-15, abs=0.0)
+        assert same(gb, db, 1e-15)
+
+
+def test_the_base_partial_at_zero_with_a_fractional_exponent_still_raises_like_sqrt():
+    # d/dx x**0.5 at 0 is infinite: as for sqrt'(0), backward names the operation.
+    x, y = Value(0.0), Value(0.5)
+    with pytest.raises(ZeroDivisionError, match=r"derivative of \(0\.0 \*\* 0\.5\)"):
+        (x**y).backward()
+
+
+def test_constant_base_power_is_one_primitive_with_the_log_derivative():
+    x = Value(3.0)
+    y = 2**x
+    assert y.op is ops.rpow_const(2.0) and y.parents == (x,) and y.op.format("x") == "(2 ** x)"
+    y.backward()
+    assert x.grad == pytest.approx(8.0 * math.log(2.0), rel=1e-15)
+    (d1,) = grad(2**x, x, create_graph=True)
+    (d2,) = grad(d1, x)
+    assert d2.data == pytest.approx(8.0 * math.log(2.0) ** 2, rel=1e-14)
+
+
+# --- the per-constant primitives stay bounded and keep their identity -------------------------
+
+def test_pow_const_cache_is_bounded_and_identity_holds_while_in_use():
+    import gc
+    import tracemalloc
+
+    x = Value(1.5)
+    kept = x ** 123.25  # a graph holding its primitive: pow_const must keep returning that one
+    assert ops.pow_const(2) is ops.pow_const(2.0)
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(20_000):
+        (x ** (i + 0.5)).backward()
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert grown < 1_000_000, grown  # was ~800 bytes per exponent, kept forever (16 MB here)
+    assert len(ops._POW_CONST_CACHE) <= 300
+    assert kept.op is ops.pow_const(123.25)
+    assert ops.pow_const(2) is ops.pow_const(2.0)

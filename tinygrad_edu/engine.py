@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import numbers
+import threading
 from typing import Iterable, Sequence, Union
 
 from . import ops
@@ -17,12 +18,32 @@ from .ops import FLOAT_MATH, Primitive
 Number = Union[int, float]
 _ARITHMETIC_ERRORS = (ArithmeticError, ValueError)
 
-_grad_enabled = True
+class _GradState(threading.local):
+    enabled = True  # each thread starts recording, as in PyTorch
+
+
+_state = _GradState()
+# How many threads have recording off right now. While it is 0 (the common case) the hot path
+# skips the thread-local lookup, which costs more than the rest of the check.
+_disabled_threads = 0
+_disabled_lock = threading.Lock()
+
+
+def _set_grad_enabled(mode: bool) -> None:
+    global _disabled_threads
+    mode = bool(mode)
+    if _state.enabled is not mode:
+        with _disabled_lock:
+            _disabled_threads += -1 if mode else 1
+        _state.enabled = mode
 
 
 def is_grad_enabled() -> bool:
-    """Whether operations on ``Value`` currently record the graph (``False`` inside ``no_grad``)."""
-    return _grad_enabled
+    """Whether operations on ``Value`` in this thread record the graph (``False`` inside ``no_grad``).
+
+    The mode is per thread, as in PyTorch: a ``no_grad`` block in one thread does not change what
+    another thread records. asyncio tasks running on one thread share that thread's mode."""
+    return _state.enabled
 
 
 class _GradMode(contextlib.ContextDecorator):
@@ -32,13 +53,11 @@ class _GradMode(contextlib.ContextDecorator):
         self._saved: list[bool] = []  # a stack, so one instance can be re-entered as a decorator
 
     def __enter__(self) -> None:
-        global _grad_enabled
-        self._saved.append(_grad_enabled)
-        _grad_enabled = self._enabled
+        self._saved.append(_state.enabled)
+        _set_grad_enabled(self._enabled)
 
     def __exit__(self, *exc_info) -> None:
-        global _grad_enabled
-        _grad_enabled = self._saved.pop()
+        _set_grad_enabled(self._saved.pop())
 
 
 class no_grad(_GradMode):
@@ -210,7 +229,7 @@ def apply(op: Primitive, *args: Value | Number) -> Value:
         data = op.forward(FLOAT_MATH, *[p.data for p in parents])
     except _ARITHMETIC_ERRORS as err:
         raise _math_error(op, [p.data for p in parents], err) from None
-    if _grad_enabled:
+    if not _disabled_threads or _state.enabled:
         return Value(data, "", op, parents)
     return Value(data)
 
@@ -232,7 +251,7 @@ def _operator(op: Primitive, reflected: bool = False):
             raise _math_error(op, (a.data, b.data), err) from None
         out = new(Value)
         out.data, out.grad, out.label = data, 0.0, ""
-        if _grad_enabled:
+        if not _disabled_threads or _state.enabled:
             out._op, out._prev = op, (a, b)
         else:
             out._op, out._prev = None, ()
@@ -249,8 +268,15 @@ def _operator(op: Primitive, reflected: bool = False):
 for _name, _op in (("add", ops.ADD), ("sub", ops.SUB), ("mul", ops.MUL), ("truediv", ops.DIV)):
     setattr(Value, f"__{_name}__", _operator(_op))
     setattr(Value, f"__r{_name}__", _operator(_op, reflected=True))
-Value.__rpow__ = _operator(ops.POW, reflected=True)
 _pow = _operator(ops.POW)
+
+
+def _rpow(self: Value, other: Number) -> Value:
+    # `c ** x` with a number c: the primitive c ** x, whose only input is x (see ops.rpow_const)
+    return apply(ops.rpow_const(_to_float(other)), self)
+
+
+Value.__rpow__ = _rpow
 
 
 def sum(values: Iterable[Value | Number]) -> Value:  # noqa: A001  (mirrors torch.sum)
@@ -307,9 +333,9 @@ class _ValueMath:
 
     @staticmethod
     def pow(a, b):
-        if type(a) is not Value:
-            a = Value(a)
-        return a**b
+        if type(a) is not Value and type(b) is not Value:
+            return FLOAT_MATH.pow(a, b)
+        return a**b  # Value ** anything, or number ** Value (the c ** x primitive)
 
     # relu' and abs' are piecewise constant: their own derivative is 0, so constants are exact.
     @staticmethod
@@ -370,8 +396,8 @@ def grad(
         grads[out] = grads[out] + g if out in grads else g
 
     m = VALUE_MATH if create_graph else FLOAT_MATH
-    global _grad_enabled
-    saved, _grad_enabled = _grad_enabled, create_graph
+    saved = _state.enabled
+    _set_grad_enabled(create_graph)
     node = None
     try:
         for node in reversed(topological_order(*outputs)):
@@ -388,7 +414,7 @@ def grad(
     except _ARITHMETIC_ERRORS as err:
         raise _math_error(node._op, [p.data for p in node._prev], err, "in grad, the derivative of ") from None
     finally:
-        _grad_enabled = saved
+        _set_grad_enabled(saved)
 
     result: list[Value | None] = []
     for i, x in enumerate(inputs):

@@ -9,11 +9,16 @@ Derivative rules are vector-Jacobian products: ``vjp(m, g, out, *xs)`` gets the 
 gradient ``g``, the output ``out`` and the inputs ``xs``, and returns one gradient per input.
 
 Conventions at non-differentiable points follow PyTorch: ``relu'(0) = 0`` and ``abs'(0) = 0``.
+Every rule gives the same answer in every namespace: a result too large for a float is ``inf``
+(IEEE 754, as in NumPy and PyTorch; never ``OverflowError``), an input outside the domain raises
+like Python's ``math`` module, and a NaN input gives NaN (values and derivatives alike).
 """
 
 from __future__ import annotations
 
 import math
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -26,7 +31,8 @@ class Primitive:
     and ``postfix`` for a constant power (``" ** 2"``); otherwise the operation prints as a call, ``name(x)``. ``domain`` says in words where the
     forward rule is defined (used in error messages and docs); ``kinks`` lists the inputs where
     the derivative is a convention rather than a limit (``relu`` and ``abs`` at 0);
-    ``exponent`` is ``c`` on the ``x ** c`` primitives made by :func:`pow_const`.
+    ``exponent`` is ``c`` on the ``x ** c`` primitives made by :func:`pow_const`, ``base`` is
+    ``c`` on the ``c ** x`` primitives made by :func:`rpow_const`.
     """
 
     name: str
@@ -39,6 +45,7 @@ class Primitive:
     domain: str = "all real numbers"
     kinks: tuple[float, ...] = ()
     exponent: float | None = None  # set on the x ** c family (pow_const): c
+    base: float | None = None  # set on the c ** x family (rpow_const): c
     doc: str = field(default="", compare=False)
 
     def format(self, *args: str) -> str:
@@ -49,6 +56,8 @@ class Primitive:
             return f"{self.prefix}{args[0]}"
         if self.postfix is not None:
             return f"({args[0]}{self.postfix})"
+        if self.base is not None:
+            return f"({_number_label(self.base)} ** {args[0]})"
         return f"{self.name}({', '.join(args)})"
 
     def __repr__(self) -> str:
@@ -56,12 +65,20 @@ class Primitive:
 
 
 class FloatMath:
-    """The math namespace for plain Python floats, with ``math``-module error behaviour."""
+    """The math namespace for plain Python floats: ``math``-module domain errors, but a result
+    too large for a float is ``inf`` (as ``*`` gives) rather than ``OverflowError``, and NaN
+    propagates through every function, ``relu`` and the derivatives ``step`` and ``sign`` too."""
 
-    exp = staticmethod(math.exp)
     sin = staticmethod(math.sin)
     cos = staticmethod(math.cos)
     tanh = staticmethod(math.tanh)
+
+    @staticmethod
+    def exp(x: float) -> float:
+        try:
+            return math.exp(x)
+        except OverflowError:  # x > 709.78...
+            return math.inf
 
     @staticmethod
     def log(x: float) -> float:
@@ -77,11 +94,14 @@ class FloatMath:
 
     @staticmethod
     def pow(a: float, b: float) -> float:
-        if a == 0.0 and b < 0.0:
-            raise ZeroDivisionError("0.0 cannot be raised to a negative power")
-        if a < 0.0 and b != math.floor(b):
+        # Python raises ZeroDivisionError for 0.0 ** -1 itself, with the message we want.
+        try:
+            r = a**b
+        except OverflowError:  # |a ** b| > 1.8e308: inf, negative for a negative base and an odd b
+            return -math.inf if a < 0.0 and b % 2.0 == 1.0 else math.inf
+        if type(r) is complex:  # a negative base and a fractional exponent
             raise ValueError("math domain error: a negative base needs an integer exponent")
-        return a**b
+        return r
 
     @staticmethod
     def sigmoid(x: float) -> float:
@@ -98,17 +118,17 @@ class FloatMath:
 
     @staticmethod
     def relu(x: float) -> float:
-        return x if x > 0.0 else 0.0
+        return 0.0 if x <= 0.0 else x  # NaN is not <= 0: it passes through
 
     @staticmethod
     def step(x: float) -> float:
-        """1 where x > 0 else 0: relu's derivative (0 at 0, as in PyTorch)."""
-        return 1.0 if x > 0.0 else 0.0
+        """1 where x > 0 else 0: relu's derivative (0 at 0, as in PyTorch; NaN at NaN)."""
+        return 1.0 if x > 0.0 else (0.0 if x <= 0.0 else math.nan)
 
     @staticmethod
     def sign(x: float) -> float:
-        """abs's derivative: -1, 0 or 1 (0 at 0, as in PyTorch)."""
-        return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+        """abs's derivative: -1, 0 or 1 (0 at 0, as in PyTorch; NaN at NaN)."""
+        return 1.0 if x > 0.0 else (-1.0 if x < 0.0 else (0.0 if x == 0.0 else math.nan))
 
     @staticmethod
     def where(cond: bool, a: Any, b: Any) -> Any:
@@ -131,11 +151,23 @@ def _log_or(m, a, fill):
     return m.where(positive, m.log(m.where(positive, a, 1.0)), fill)
 
 
+def _is_zero(x):
+    """x == 0 in every namespace (a Value's == is identity; NaN is not zero)."""
+    return abs(x) <= 0
+
+
 def _pow_vjp(m, g, out, a, b):
+    # d/da a**b = b * a**(b-1). At (0, 0) that is 0 * 0**-1, and PyTorch gives 0 (a**0 is
+    # constant): there the exponent b - 1 becomes 1 - 1, so 0 * 0**0 = 0 and 0**-1 never runs.
     # d/db a**b = a**b * log(a): defined for a > 0; 0 at a == 0 (PyTorch's convention),
-    # NaN for a negative base, where a**b is only defined at integer b.
-    dlog = _log_or(m, a, m.where(a < 0, math.nan, 0.0))
-    return g * b * m.pow(a, b - 1), g * out * dlog
+    # NaN for a negative base, where a**b is only defined at integer b, and for a NaN base.
+    da = b * m.pow(a, m.where(abs(a) + abs(b) <= 0, 1.0, b) - 1)  # both zero (NaN is not)
+    dlog = _log_or(m, a, m.where(_is_zero(a), 0.0, math.nan))
+    return g * da, g * out * dlog
+
+
+def _number_label(c: float) -> str:
+    return repr(int(c)) if c == int(c) and abs(c) < 1e15 else repr(c)
 
 
 def _pow_const(c: float) -> Primitive:
@@ -143,10 +175,21 @@ def _pow_const(c: float) -> Primitive:
         vjp = lambda m, g, out, x: (g * 0.0,)  # noqa: E731  (x**0 is constant; avoids 0 * x**-1)
     else:
         vjp = lambda m, g, out, x: (g * c * m.pow(x, c - 1.0),)  # noqa: E731
-    label = repr(int(c)) if c == int(c) and abs(c) < 1e15 else repr(c)
+    label = _number_label(c)
     return Primitive(
         f"**{label}", 1, lambda m, x: m.pow(x, c), vjp, postfix=f" ** {label}", exponent=c,
         domain="x > 0 unless the exponent is an integer",
+    )
+
+
+def _rpow_const(c: float) -> Primitive:
+    # d/dx c**x = c**x * log(c); 0 for c == 0 and NaN for c < 0, as d/db of POW. The base is a
+    # number, not a node, so its own partial (b * c**(b-1), infinite at c == 0 and 0 < b < 1) is
+    # never computed: (0.0 ** y).backward() gives y.grad == 0.
+    dlog = math.log(c) if c > 0 else (0.0 if c == 0 else math.nan)
+    return Primitive(
+        f"{_number_label(c)}**", 1, lambda m, x: m.pow(c, x), lambda m, g, out, x: (g * out * dlog,),
+        base=c, domain="x >= 0 if the base is 0; an integer x if the base is negative",
     )
 
 
@@ -189,15 +232,48 @@ PRIMITIVES: dict[str, Primitive] = {
                         BCE_WITH_LOGITS)
 }
 
-_POW_CONST_CACHE: dict[float, Primitive] = {}
+
+class _Interned:
+    """One primitive per constant, made on demand: the same instance for a constant as long as any
+    graph (or anyone) holds it, and the ``size`` most recently made kept alive besides, so identity
+    comparisons hold and memory stays bounded however many distinct constants a program uses."""
+
+    def __init__(self, make: Callable[[float], Primitive], size: int = 256):
+        self._make, self._size = make, size
+        self.recent: dict[float, Primitive] = {}  # the lookup of the hot path; oldest dropped first
+        self._live: weakref.WeakValueDictionary[float, Primitive] = weakref.WeakValueDictionary()
+
+    def miss(self, c: float) -> Primitive:
+        """The primitive for ``c`` when it is not among the recent ones."""
+        c = float(c)
+        op = self._live.get(c)
+        if op is None:
+            op = self._live[c] = self._make(c)
+        recent = self.recent
+        recent[c] = op
+        if len(recent) > self._size:
+            del recent[next(iter(recent))]
+        return op
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+
+_POW_CONST_CACHE = _Interned(_pow_const)
+_RPOW_CONST_CACHE = _Interned(_rpow_const)
+_POW_CONST_RECENT, _RPOW_CONST_RECENT = _POW_CONST_CACHE.recent, _RPOW_CONST_CACHE.recent
 
 
 def pow_const(c: float) -> Primitive:
-    """The primitive ``x ** c`` for a constant number ``c`` (one cached instance per exponent)."""
-    op = _POW_CONST_CACHE.get(c)
-    if op is None:
-        op = _POW_CONST_CACHE[c] = _pow_const(float(c))
-    return op
+    """The primitive ``x ** c`` for a constant number ``c`` (one instance per exponent while in use)."""
+    op = _POW_CONST_RECENT.get(c)
+    return op if op is not None else _POW_CONST_CACHE.miss(c)
+
+
+def rpow_const(c: float) -> Primitive:
+    """The primitive ``c ** x`` for a constant number ``c`` (one instance per base while in use)."""
+    op = _RPOW_CONST_RECENT.get(c)
+    return op if op is not None else _RPOW_CONST_CACHE.miss(c)
 
 
 def register(op: Primitive) -> Primitive:

@@ -33,7 +33,10 @@ _SHORT = {"binary_cross_entropy_with_logits": "bce_logits"}  # names for the cod
 def _ident(op) -> str:
     if getattr(op, "exponent", None) is not None:
         return "pow_c"
-    return _SHORT.get(op.name) or re.sub(r"\W+", "_", op.name).strip("_") or "op"
+    if getattr(op, "base", None) is not None:
+        return "rpow_c"
+    name = _SHORT.get(op.name) or re.sub(r"\W+", "_", op.name).strip("_") or "op"
+    return name if name.isidentifier() else "op_" + name  # a custom primitive's name may start with a digit
 
 
 def describe_rows(layout: Layout, rows: np.ndarray, names: list[str] | None = None) -> str:

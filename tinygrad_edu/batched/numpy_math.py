@@ -13,16 +13,20 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["NUMPY_MATH", "NumpyMath", "TAPE_MATH", "ARITHMETIC_ERRORS"]
+__all__ = ["NUMPY_MATH", "NumpyMath", "TAPE_MATH", "ARITHMETIC_ERRORS", "RAISE"]
 
 #: What a rule raises on bad input (FloatingPointError is an ArithmeticError).
 ARITHMETIC_ERRORS = (ArithmeticError, ValueError)
+#: The floating-point errors that raise: domain errors, which the tape replays to name the op and
+#: the sample. Overflow is no error (inf, as in the scalar engine); neither is underflow.
+RAISE = {"divide": "raise", "invalid": "raise", "over": "ignore", "under": "ignore"}
 
 class NumpyMath:
     """The math namespace of :mod:`tinygrad_edu.ops` for NumPy arrays (elementwise), with the same
     formulas as ``FLOAT_MATH``. With ``checked=True`` (:data:`NUMPY_MATH`), a domain error raises
-    ``ValueError``/``ZeroDivisionError``/``OverflowError`` like the scalar engine instead of
-    producing NaN or inf; the tape uses an unchecked instance inside its own ``np.errstate``."""
+    ``ValueError``/``ZeroDivisionError`` like the scalar engine instead of producing NaN or inf;
+    overflow gives inf, as in the scalar engine. The tape uses an unchecked instance inside its
+    own ``np.errstate``."""
 
     def __init__(self, checked: bool = True):
         self.checked = checked
@@ -30,7 +34,7 @@ class NumpyMath:
     def _call(self, name: str, fn: Callable, *args):
         if not self.checked:
             return fn(*args)
-        with np.errstate(divide="raise", invalid="raise", over="raise", under="ignore"):
+        with np.errstate(**RAISE):
             try:
                 return fn(*args)
             except FloatingPointError as err:
@@ -88,16 +92,17 @@ class NumpyMath:
 
     @staticmethod
     def relu(x):
-        # x where x > 0, else +0.0 (for NaN and -0.0 too): fmax passes NaN over, + 0.0 turns -0.0 into 0.0.
-        r = np.fmax(x, _ZERO)
+        # x where x > 0, else +0.0 (for -0.0 too); NaN stays NaN: maximum propagates it, and
+        # + 0.0 turns -0.0 into 0.0.
+        r = np.maximum(x, _ZERO)
         r += _ZERO
         return r
 
     @staticmethod
     def step(x):
-        """True where x > 0 else False (relu's derivative, 0 at 0 as in PyTorch): a boolean array,
-        which multiplies like 1.0 and 0.0, in one call."""
-        return np.greater(x, _ZERO)
+        """1.0 where x > 0 else 0.0 (relu's derivative, 0 at 0 as in PyTorch), NaN at NaN, in one
+        call."""
+        return np.heaviside(x, _ZERO)
 
     # Matrix products, for the layers the matmul pass fuses (batched/dense.py).
     @staticmethod
@@ -130,8 +135,6 @@ def _numpy_error(name: str, err: FloatingPointError) -> Exception:
     text = str(err)
     if "divide by zero" in text and name == "pow":
         return ZeroDivisionError(f"0.0 cannot be raised to a negative power ({text})")
-    if "overflow" in text:
-        return OverflowError(f"math range error: {name} overflowed ({text})")
     return ValueError(f"math domain error: {name} got an input outside its domain ({text})")
 
 

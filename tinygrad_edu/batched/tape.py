@@ -15,14 +15,14 @@ from ..ops import FLOAT_MATH, Primitive
 from .codegen import describe_rows, describe_slot, group_names
 from .dense import fuse_linear
 from .layout import Group, lay_out
-from .numpy_math import ARITHMETIC_ERRORS, TAPE_MATH
+from .numpy_math import ARITHMETIC_ERRORS, RAISE, TAPE_MATH
 from .passes import run_passes
 from .plan import BackwardStep, ForwardStep, Plan, interpret_backward, interpret_forward
 from .tracing import schedule
 
 __all__ = ["Tape"]
 
-_RAISE = {"divide": "raise", "invalid": "raise", "over": "raise", "under": "ignore"}
+_RAISE = RAISE
 _raising = np.errstate(**_RAISE)  # as a decorator: half the cost of a `with np.errstate(...)` per call
 
 
