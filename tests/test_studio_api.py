@@ -261,3 +261,14 @@ def test_diverging_run_stops_and_says_so(client, studio):
     # The check comes before the optimizer's step: the weights kept are the last finite ones.
     assert client.get("/api/model.json").status_code == 200
     assert client.post("/api/control", json={"action": "reset"}).json()["status"] == "ready"
+
+
+def test_explore_serves_the_points_explorer_under_its_own_policy(client, studio, require_svg_layout):
+    client.post("/api/control", json={"action": "epoch"})
+    response = client.get("/explore?set=test&index=2")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "connect-src" not in policy  # inline only, nothing fetched
+    x, y = studio.X_test[2]
+    assert "data-explorer" in response.text and f"test point 2 at ({x:.3f}, {y:.3f})" in response.text
+    assert "after epoch 1" in response.text

@@ -94,3 +94,19 @@ def test_every_task_trains():
         studio = Studio({"task": task, "samples": 200, "hidden": [6]})
         studio.run_epoch()
         assert studio.epoch == 1 and 0.0 <= studio.metrics["test_accuracy"] <= 1.0
+
+
+def test_long_histories_are_thinned_in_the_snapshot_keeping_the_last_epoch():
+    from tinygrad_edu.studio.state import MAX_SAMPLES, _thin
+
+    assert _thin(list(range(10)), most=20) == list(range(10))
+    thinned = _thin(list(range(4001)), most=2000)
+    assert len(thinned) <= 2001 and thinned[0] == 0 and thinned[-1] == 4000
+    assert thinned == sorted(set(thinned)) and max(b - a for a, b in zip(thinned, thinned[1:])) <= 3
+    studio = Studio({"samples": 40, "batch_size": 40})
+    studio.history.epoch = list(range(MAX_SAMPLES * 3))
+    for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+        setattr(studio.history, key, [0.5] * (MAX_SAMPLES * 3))
+    h = studio.snapshot()["history"]
+    assert len(h["epoch"]) <= MAX_SAMPLES + 1 and h["epoch"][-1] == MAX_SAMPLES * 3 - 1
+    assert len(h["test_loss"]) == len(h["epoch"])

@@ -47,6 +47,16 @@ def _plain(a: np.ndarray) -> list:
     return o.tolist()
 
 
+def _thin(series: list, most: int = MAX_SAMPLES) -> list:
+    """``series``, or evenly spaced entries of it and its last one when it is longer than ``most``
+    (a snapshot stays small however many epochs a run has)."""
+    if len(series) <= most:
+        return list(series)
+    stride = -(-len(series) // most)
+    thinned = series[::stride]
+    return thinned if (len(series) - 1) % stride == 0 else thinned + [series[-1]]
+
+
 class StudioError(Exception):
     """A request that cannot be done in the current state (HTTP 409); the message says why."""
 
@@ -372,9 +382,8 @@ class Studio:
                 "target_epochs": self.target, "steps": h.steps, "seconds": round(h.seconds, 4),
                 "config": self.settings(),
                 "metrics": dict(self.metrics),
-                "history": {"epoch": list(h.epoch), "train_loss": list(h.train_loss),
-                            "train_accuracy": list(h.train_accuracy), "test_loss": list(h.test_loss),
-                            "test_accuracy": list(h.test_accuracy)},
+                "history": {key: _thin(getattr(h, key)) for key in
+                            ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy")},
                 "grad_norms": {"epoch": list(self.norms["epoch"]),
                                "layers": [_plain(np.asarray(s)) for s in self.norms["layers"]]},
                 "network": self._network(),
