@@ -10,7 +10,7 @@
    settings, steps) from many threads; the server must answer all of them, refuse the stream over
    its limit with 503, keep its memory bounded (RSS before and after two bursts) and still serve.
 
-Run: python benchmarks/bench_studio.py [--repeats 5] [--streams 64] [--burst 3000] [--threads 32]
+Run: python benchmarks/bench_studio.py [--repeats 5] [--streams 64] [--burst 3000] [--threads 32] [--skip-load]
 """
 
 from __future__ import annotations
@@ -218,14 +218,17 @@ def main(argv=None) -> None:
     parser.add_argument("--streams", type=int, default=64, help="open event streams (the studio allows 64)")
     parser.add_argument("--burst", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--skip-load", action="store_true", help="measure the drawing overhead and update rate only")
     args = parser.parse_args(argv)
     print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the start)")
     studio = Studio()
     try:
         overhead(studio, args.repeats)
-        load(studio, args.streams, args.burst, args.threads)
+        if not args.skip_load:
+            load(studio, args.streams, args.burst, args.threads)
     finally:
         studio.close()
+    print(f"(load average {os.getloadavg()[0]:.1f} at the end)")
 
 
 if __name__ == "__main__":

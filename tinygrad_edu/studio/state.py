@@ -243,18 +243,18 @@ class Studio:
                         break
                     if self.epoch >= self.target or self._stop.is_set() or speed or time.perf_counter() >= end:
                         break
-                if self.status == "diverged":
-                    break
-                if self.epoch >= self.target:
-                    self.status, self.message = "done", f"trained {self.epoch} epochs"
+                if self.status == "diverged" or self.epoch >= self.target:
                     break
             self._changed()
             if speed:
                 self._stop.wait(1.0 / speed)
-        with self.lock:
+        with self.lock:  # the time and the final status change together (a reader sees both or neither)
             self.history.seconds += time.perf_counter() - started
             if self.status == "training":
-                self.status = "paused"
+                if self.epoch >= self.target:
+                    self.status, self.message = "done", f"trained {self.epoch} epochs"
+                else:
+                    self.status = "paused"
             self.trainer.store()
         self._changed(force=True)
 

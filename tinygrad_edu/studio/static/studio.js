@@ -192,7 +192,9 @@ function drawBoundary() {
   const W = canvas.width, H = canvas.height;
   const net = snap.network;
   const params = net.layers.reduce((s, l) => s + l.w.length * (l.w[0].length + 1), 0);
-  const n = Math.max(40, Math.min(120, Math.floor(Math.sqrt(2e6 / params))));
+  // a coarser grid while training (the frames go by), the full one when the run stands still
+  const most = snap.status === "training" ? 64 : 120;
+  const n = Math.max(32, Math.min(most, Math.floor(Math.sqrt(2e6 / params))));
   const ok = net.layers.every((l) => l.w.every((row) => row.every((v) => v !== null)));
   ctx.clearRect(0, 0, W, H);
   if (ok) {
@@ -379,12 +381,19 @@ function render() {
   status.textContent = snap.status === "diverged" ? snap.message
     : snap.status === "training" ? `training to epoch ${snap.target_epochs}…`
     : snap.status === "done" ? `done: ${snap.message}` : snap.status;
-  fillSettings(snap.config, false);
+  // Redraw only what changed: the settings and curves change at most once an epoch, the gradient
+  // norms ten times an epoch; the heat map and the network follow the weights every frame.
+  const configKey = JSON.stringify(snap.config);
+  if (configKey !== drawn.config) { drawn.config = configKey; fillSettings(snap.config, false); }
+  const curvesKey = `${snap.history.epoch.length}/${snap.target_epochs}/${snap.points.version}/${snap.history.test_accuracy.slice(-1)}`;
+  if (curvesKey !== drawn.curves) { drawn.curves = curvesKey; drawCurves(); }
+  const normsKey = `${snap.grad_norms.epoch.length}/${snap.grad_norms.epoch.slice(-1)}/${snap.target_epochs}/${snap.network.sizes}`;
+  if (normsKey !== drawn.norms) { drawn.norms = normsKey; drawNorms(); }
   drawBoundary();
-  drawCurves();
   drawNetwork();
-  drawNorms();
 }
+
+const drawn = {config: "", curves: "", norms: ""};
 
 // ---- clicks on the plot: add, remove, explore -------------------------------------------------------
 
