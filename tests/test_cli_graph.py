@@ -144,6 +144,17 @@ def test_without_dot_png_pdf_and_gif_say_in_one_line_how_to_install(tmp_path, ca
     assert not any(p.suffix in (".png", ".pdf", ".gif") for p in tmp_path.iterdir())
 
 
+def test_without_any_layout_the_explorer_is_one_line_saying_how_to_install(tmp_path, capsys, no_dot, monkeypatch):
+    from tinygrad_edu.viz import layout
+
+    monkeypatch.setattr(layout._Wasm, "backend", None)
+    monkeypatch.setattr(layout._Wasm, "missing", "the in-process layout is not installed")
+    assert main([*NEURON, "--out", str(tmp_path / "g.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "apt-get install graphviz" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_graphviz_failure_is_one_line(tmp_path, capsys, monkeypatch):
     from tinygrad_edu.viz import layout
 
@@ -151,7 +162,8 @@ def test_a_graphviz_failure_is_one_line(tmp_path, capsys, monkeypatch):
         raise layout.LayoutError("dot failed: Error: <stdin>: syntax error in line 1 near " + "x" * 5000)
 
     monkeypatch.setattr(layout, "svg_from_dot", fails)
-    assert main([*NEURON, "--out", str(tmp_path / "g.svg")]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "syntax error" in err
-    assert list(tmp_path.iterdir()) == []
+    for name in ("g.svg", "g.html"):
+        assert main([*NEURON, "--out", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "syntax error" in err
+        assert list(tmp_path.iterdir()) == []

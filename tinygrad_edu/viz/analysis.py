@@ -119,6 +119,12 @@ def _common_module(modules: Iterable[str]) -> str | None:
     return common[-1] if common else None
 
 
+def module_box(module: str, level: str) -> str:
+    """The box a module is drawn in when collapsed to ``level``: itself for ``"neuron"``
+    (``layers.0.neurons.3``), its outermost indexed level for ``"layer"`` (``layers.0``)."""
+    return module if level == "neuron" else module_levels(module)[0]
+
+
 def assign_modules(values: Iterable[Value]) -> dict[Value, str | None]:
     """The module each value belongs to, for clustering (``None``: outside every module).
 

@@ -26,19 +26,14 @@ from typing import Any, Literal
 from .._io import write_text
 from ..engine import Value
 from ..symbolic import input_names, local_derivatives
-from . import style
+from . import layout, style
 from .analysis import (EXPLODING, LAYOUT_FACTOR, VANISHING, assign_modules, collect_values, format_number, health,
-                       layout_size, module_levels, node_kind, op_sign, replay_backward, short_names)
+                       layout_size, module_box, module_levels, node_kind, op_sign, replay_backward, short_names)
 from .graph import GraphTooLargeError, _emit_clusters, _new_digraph, _record_escape
-from .layout import svg_from_dot
 
 #: Graphs with more values than this start collapsed by module when ``collapse="auto"``.
 AUTO_COLLAPSE_ABOVE = 40
 _FIGURE_SPACE = "\u2007"  # as wide as a digit: keeps a box the same size whatever number it shows
-
-
-def _group_key(module: str, level: str) -> str:
-    return module if level == "neuron" else module_levels(module)[0]
 
 
 class _Graph:
@@ -69,7 +64,7 @@ class _Graph:
         if collapse is not None:
             consumers: dict[Value, set] = {}
             for v in values:
-                self.group[v] = _group_key(modules[v], collapse) if modules[v] is not None else None
+                self.group[v] = module_box(modules[v], collapse) if modules[v] is not None else None
                 for p in v.parents:
                     consumers.setdefault(p, set()).add(v)
             for v in values:  # a constant used only inside one module goes with it
@@ -400,7 +395,7 @@ def explore(
     for open_groups in sets:
         view = _View(graph, open_groups, rankdir)
         views[_view_key(open_groups, graph)] = {
-            "svg": _clean_svg(svg_from_dot(view.dot)),
+            "svg": _clean_svg(layout.svg_from_dot(view.dot)),
             "edges": view.edge_timelines(),
         }
     return Explorer(_data(graph, views, title, step_of))

@@ -21,7 +21,7 @@ import graphviz
 from ..engine import Value
 from . import layout
 from .analysis import (LAYOUT_FACTOR, PARAMETER_NAME, assign_modules, collect_values, format_number, gradient_flows, health,
-                       layout_size, module_levels, module_of, node_kind, op_sign, short_names)
+                       layout_size, module_box, module_levels, module_of, node_kind, op_sign, short_names)
 from .layout import GraphvizNotFoundError
 from .style import (EXPLODING_COLOR, FILL, FLOW_TITLE, HIGHLIGHT_COLOR, OP_FILL, PENDING_COLOR, VANISHING_COLOR,
                     ZERO_FLOW_COLOR, flow_style, legend_stops)
@@ -339,7 +339,7 @@ def draw_collapsed(
     def group_of(v: Value) -> str | None:
         module = modules[v]
         if module is not None:
-            return module if level == "neuron" else module_levels(module)[0]
+            return module_box(module, level)
         kind = node_kind(v)
         if kind == "constant":
             return None
