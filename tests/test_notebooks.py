@@ -226,3 +226,16 @@ def test_an_embedded_page_must_be_shown_live(tmp_path):
     notebook = json.loads(generator.build_all(tmp_path)["01-one.ipynb"])
     assert [c["source"] for c in notebook["cells"] if c["cell_type"] == "code"] == ["x = 1", "x"]
     assert "[its page](https://example.org/r/blob/main/docs/images/x.html)" in notebook["cells"][-1]["source"]
+
+
+def test_notebooks_are_numbered_by_the_nav_and_never_share_a_name(tmp_path):
+    (tmp_path / "docs").mkdir()
+    for page in ("a.md", "02-b.md", "c.md"):
+        (tmp_path / "docs" / page).write_text("# x\n\n```python\nx = 1\n```\n", encoding="utf-8")
+    nav = 'nav:\n  - Home: a.md\n  - "1. B": 02-b.md\n  - "2. Section":\n      - "C": c.md\n'
+    (tmp_path / "mkdocs.yml").write_text(nav, encoding="utf-8")
+    assert [c.name for c in generator.chapters(tmp_path)] == ["a.ipynb", "01-b.ipynb", "02-c.ipynb"]
+    (tmp_path / "docs" / "b.md").write_text("# x\n\n```python\nx = 1\n```\n", encoding="utf-8")
+    (tmp_path / "mkdocs.yml").write_text('nav:\n  - "1. B": 02-b.md\n  - "1. Also B": b.md\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="01-b.ipynb"):
+        generator.chapters(tmp_path)

@@ -154,10 +154,14 @@ class Chapter:
 def chapters(root: Path = ROOT) -> list[Chapter]:
     """The chapters in nav order: nav pages with runnable Python, except ``NOT_CHAPTERS``.
 
-    A notebook is named after its page; a page without a number in its name (``testing.md``)
-    takes the chapter number of its nav entry or section (``"7. Property-testing"``):
-    ``07-testing.ipynb``, so the notebooks sort in reading order."""
-    nav_lines = (root / "mkdocs.yml").read_text(encoding="utf-8").split("\nnav:\n", 1)[1].splitlines()
+    A notebook is named after its page, numbered by its nav entry or section (``"7. Property-testing"``
+    makes ``testing.md`` ``07-testing.ipynb``; a number in the page's name gives way to the nav's), so
+    the notebooks sort in reading order whatever the pages are called."""
+    config = (root / "mkdocs.yml").read_text(encoding="utf-8")
+    nav = re.search(r"^nav:[ \t]*\n", config, flags=re.MULTILINE)
+    if nav is None:
+        raise ValueError("mkdocs.yml has no nav: the chapters are the pages it lists")
+    nav_lines = config[nav.end():].splitlines()
     found: list[Chapter] = []
     titles: list[tuple[int, str]] = []  # the enclosing sections, by indent
     for line in nav_lines:
@@ -175,9 +179,13 @@ def chapters(root: Path = ROOT) -> list[Chapter]:
             continue
         stem = Path(page).stem
         number = next((int(m[1]) for _, t in reversed(titles) if (m := re.match(r"(\d+)\.", t))), None)
-        if not re.match(r"\d+-", stem) and number is not None:
-            stem = f"{number:02d}-{stem}"
+        if number is not None:
+            stem = f"{number:02d}-{re.sub(r'^[0-9]+-', '', stem)}"
         found.append(Chapter(page, f"{stem}.ipynb"))
+    names = [c.name for c in found]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"two chapters would be the same notebook ({', '.join(twice)}): rename a page or renumber the nav")
     return found
 
 
