@@ -277,3 +277,99 @@ def test_the_command_starts_inside_its_interrupt_handler_before_loading_numpy():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["[]", "tinygrad_edu.custom"]
+
+
+# --- sizes that cannot fit, and diverging runs ------------------------------------------------
+
+GB = 10**9
+
+
+@pytest.mark.parametrize("command, args, message", [
+    ("circle", ["--samples", "1000000000"], "--samples 1000000000 with a 2-8-1 network needs about"),
+    ("circle", ["--samples", "99999999999999999999"], "--samples 99999999999999999999 with a 2-8-1 network"),
+    ("circle", ["--hidden", "1000000000"], "--hidden gives a 2-1000000000-1 network with 4,000,000,001 parameters"),
+    ("circle", ["--hidden", "500,500"], "at most 200,000"),
+    ("circle", ["--hidden", ",".join(["2"] * 200)], "network of 201 layers; at most 100"),
+    ("learning-curve", ["--sizes", "100,1000000000"], "--sizes 1000000000 with --test-samples 1000"),
+    ("learning-curve", ["--test-samples", "10000000000"], "--test-samples 10000000000"),
+])
+def test_runs_that_cannot_fit_are_refused_up_front_naming_the_limit(tmp_path, capsys, monkeypatch,
+                                                                    command, args, message):
+    from tinygrad_edu.cli import _resources
+
+    monkeypatch.setattr(_resources, "available_memory", lambda: 8 * GB)  # the same answer on every machine
+    monkeypatch.setattr(train, "fit", lambda *a, **k: pytest.fail("started training"))
+    code, out, err = run_cli([command, "--quiet", "--out", str(tmp_path / "run"), *args], capsys)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and message in err and len(err) < 600
+    if "memory" in err:
+        assert "6.4 GB this run may use (80% of the 8 GB available): at most about" in err
+
+
+def test_the_memory_estimate_uses_what_this_machine_has(tmp_path, capsys):
+    # 1e20 points need far more memory than any machine has.
+    code, _, err = run_cli(["circle", "--quiet", "--samples", "99999999999999999999", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "needs about" in err and "available" in err
+
+
+@pytest.mark.parametrize("radius, message", [
+    ("1e155", "--radius 1e+155: every point of the square [-1, 1]² lies inside"),
+    ("1.5", "--radius 1.5: every point"),
+    ("1e-9", "--radius 1e-09 with --samples 5000 puts about 3.9e-15 points inside the circle"),
+])
+def test_a_radius_that_leaves_one_class_is_refused(tmp_path, capsys, radius, message):
+    code, out, err = run_cli(["circle", "--quiet", "--radius", radius, "--out", str(tmp_path / "run")], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and message in err
+    assert not (tmp_path / "run").exists() or list((tmp_path / "run").iterdir()) == []
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--lr", "1e6"], "try a smaller --lr (e.g. --lr 0.1)"),
+    (["--momentum", "2"], "use a value below 1 (e.g. --momentum 0.9)"),
+])
+def test_a_diverging_run_stops_and_exits_2_naming_the_option(tmp_path, capsys, args, option):
+    (tmp_path / "model.json").write_text("an earlier run's model")
+    code, out, err = run_cli(["circle", "--quiet", "--epochs", "50", *args, "--out", str(tmp_path)], capsys)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "training diverged" in err and option in err
+    assert re.search(r"the loss (exploded from [\d.]+ to [\d.e+]+|became (nan|inf)) at epoch 1, batch \d+", err), err
+    # stopped: nothing half-written, and what was there before is kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json"]
+    assert (tmp_path / "model.json").read_text() == "an earlier run's model"
+
+
+def test_learning_curve_keeps_the_sizes_that_finished_before_a_divergence(tmp_path, capsys, monkeypatch):
+    from tinygrad_edu.cli import learning_curve
+
+    real = learning_curve.fit_or_fail
+
+    def diverge_on_the_second_size(model, objective, X, y, args, **kwargs):
+        if len(X) > 50:
+            raise learning_curve.CLIError("the loss became nan at epoch 1, batch 1: training diverged; try --lr")
+        return real(model, objective, X, y, args, **kwargs)
+
+    monkeypatch.setattr(learning_curve, "fit_or_fail", diverge_on_the_second_size)
+    code, out, err = run_cli(["learning-curve", "--quiet", "--sizes", "50,200", "--test-samples", "100",
+                              "--epochs", "1", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "200 training points: the loss became nan" in err and "sizes that finished" in err
+    record = json.loads((tmp_path / "learning_curve.json").read_text())
+    assert record["sizes"] == [50] and record["diverged"].startswith("200 training points")
+    assert (tmp_path / "learning_curve.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda tmp: "/dev/zero", "is a device, not a model file"),
+    (lambda tmp: str(tmp), "is a directory"),
+    (lambda tmp: (tmp / "m.json").write_text('{"format": "tinygrad_edu.mlp", "version": 1, "architecture": '
+                                             '{"nin": 9999990, "sizes": [2, 1], "activation": "relu", '
+                                             '"output_activation": "sigmoid"}, "parameters": {}}') and str(tmp / "m.json"),
+     "at most 200,000"),
+])
+def test_predict_refuses_hostile_model_files_in_one_line(tmp_path, capsys, make, message):
+    import os
+
+    path = make(tmp_path)
+    if not os.path.exists(path):
+        pytest.skip(f"no {path} here")
+    code, out, err = run_cli(["predict", "--model", path, "0", "0"], capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and message in err

@@ -92,3 +92,21 @@ def test_bad_options_are_usage_errors(capsys, argv):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error:" in err
+
+
+def test_an_expression_may_start_with_a_minus(capsys):
+    assert main(["gradcheck", "--seed", "1", "-x*x", "--set", "x=2"]) == 0
+    assert "gradcheck passed: -x*x" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["graph", "gradcheck"])
+def test_every_option_that_takes_a_value_is_listed_for_the_leading_minus(command):
+    import importlib
+
+    from tinygrad_edu.cli import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if a.choices and command in a.choices)
+    parser = subparsers.choices[command]
+    takes_value = {s for a in parser._actions if a.option_strings and a.nargs != 0 for s in a.option_strings}
+    module = importlib.import_module(f"tinygrad_edu.cli.{command}")
+    assert takes_value == set(module.EXPRESSION_VALUE_OPTIONS)

@@ -167,3 +167,65 @@ def test_a_graphviz_failure_is_one_line(tmp_path, capsys, monkeypatch):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "syntax error" in err
         assert list(tmp_path.iterdir()) == []
+
+
+# --- hostile and careless command lines ---------------------------------------------------------
+
+def test_a_byte_that_is_not_utf8_is_one_line_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    if sys.platform == "win32":
+        pytest.skip("command-line bytes are POSIX")
+    result = subprocess.run([sys.executable, "-m", "tinygrad_edu", "graph", b"\xff", "--out", "g.svg"],
+                            cwd=tmp_path, capture_output=True, timeout=60)
+    assert result.returncode == 2
+    err = result.stderr.decode("utf-8", "replace")
+    assert err.count("\n") == 1 and "Traceback" not in err and "0xff is not UTF-8" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("expression", ["\ud800", "x\x00"])
+def test_a_lone_surrogate_or_nul_is_one_line_exit_2(tmp_path, capsys, monkeypatch, expression):
+    monkeypatch.chdir(tmp_path)
+    assert main(["graph", expression, "--out", "g.dot"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "column" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["graph", "-x*w", "--set", "x=2", "--set", "w=3"],
+    ["graph", "--set", "x=2", "-x*w", "--set", "w=3"],
+    ["graph", "--set=x=2", "--no-backward", "--set", "w=3", "-x*w"],
+    ["graph", "--se", "x=2", "--set", "w=3", "--", "-x*w"],
+])
+def test_an_expression_may_start_with_a_minus(tmp_path, capsys, monkeypatch, argv, require_svg_layout):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith("-x*w = -6")
+
+
+def test_set_accepts_every_name_an_expression_accepts(tmp_path, capsys, monkeypatch, require_svg_layout):
+    monkeypatch.chdir(tmp_path)
+    assert main(["graph", "é * 2 + x_1", "--set", "é=1.5", "--set", "x_1=1"]) == 0
+    assert capsys.readouterr().out.startswith("é * 2 + x_1 = 4")
+    # Python reads the ligature ﬁ in an expression as fi (NFKC); --set does the same
+    assert main(["graph", "ﬁ * 3", "--set", "ﬁ=2"]) == 0
+    assert "= 6" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--set", "_x=1"], "NAME=NUMBER"),
+    (["--set", "1x=1"], "NAME=NUMBER"),
+    (["--set", "1" + "x" * 1_000_000 + "=1"], "NAME=NUMBER"),
+    (["--set", "x=" + "9" * 1_000_000], "must be a finite number"),
+    (["--set", "x=" + "z" * 1_000_000], "must be a number"),
+    (["--max-nodes", "9" * 5000], "--max-nodes"),
+    (["--rankdir", "Q" * 1_000_000], "invalid choice"),
+])
+def test_errors_about_huge_arguments_stay_one_short_line(capsys, args, text):
+    with pytest.raises(SystemExit) as info:
+        main(["graph", "log(x)", *args])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert text in err and err.count("\n") == 1 and len(err) < 600

@@ -198,3 +198,35 @@ def _leaves(root):
             out.append(v)
         stack.extend(v.parents)
     return out
+
+
+# --- text that is no text, and the nesting limit ------------------------------------------------
+
+@pytest.mark.parametrize("text, message", [
+    ("\ud800", "column 1: U+D800 is a lone surrogate"),
+    ("x + \udcff", "column 5: the byte 0xff is not UTF-8"),  # how Python passes on a command-line byte
+    ("x\x00", "column 2: the NUL character"),
+])
+def test_text_that_is_not_text_is_an_expression_error(text, message):
+    import re
+
+    with pytest.raises(ExpressionError, match=re.escape(message)):
+        compile_expression(text)
+
+
+@pytest.mark.parametrize("make", [
+    lambda n: "-" * n + "x",
+    lambda n: "exp(" * n + "x" + ")" * n,
+    lambda n: "x" + "+x" * n,
+    lambda n: "(" * 50 + "-" * n + "x" + ")" * 50,  # parentheses do not count
+])
+def test_exactly_max_depth_operations_may_nest(make):
+    compile_expression(make(MAX_DEPTH))
+    with pytest.raises(ExpressionError, match=f"nested too deeply \\(at most {MAX_DEPTH} levels"):
+        compile_expression(make(MAX_DEPTH + 1))
+
+
+def test_a_max_depth_expression_evaluates_and_differentiates():
+    out = parse_expression("-" * MAX_DEPTH + "x", {"x": 1.5})
+    out.backward()
+    assert out.data == 1.5

@@ -1,6 +1,7 @@
 """tinygrad_edu.serialize: JSON model files round-trip exactly, and bad files give clear errors."""
 
 import json
+import re
 import math
 import struct
 
@@ -88,3 +89,80 @@ def test_binary_file_is_a_model_file_error(tmp_path):
 def test_missing_file_is_an_os_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "nope.json")
+
+
+# --- hostile files: refused before anything is built, in one short line ------------------------
+
+def arch_doc(nin, sizes):
+    doc = good_doc()
+    doc["architecture"].update(nin=nin, sizes=sizes)
+    return doc
+
+
+HOSTILE = [
+    ("[" * 1000 + "]" * 1000, "model.json: "),  # nested too deeply, or (where C's recursion limit is higher) no object
+    ('{"a": ' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
+    (json.dumps(good_doc()).replace('"layers.0.neurons.0.b": 0.0', '"layers.0.neurons.0.b": ' + "9" * 400),
+     "an integer of 400 digits"),
+    (json.dumps(arch_doc(2, [1] * 1_000_000)), "1000000 layers; a model file may have at most 100"),
+    (json.dumps(arch_doc(9_999_990, [2, 1])), "9999990-2-1 has 19,999,985 parameters; a model file may have at most 200,000"),
+    (json.dumps(arch_doc(2, [100_000, 100_000, 1])), "parameters; a model file may have at most"),
+    (mutate(lambda d: d.update(version=True)), "version True is not supported"),
+    (mutate(lambda d: d.update(version=1.0)), "version 1.0 is not supported"),
+    (mutate(lambda d: d["architecture"].update(nin=True)), "nin must be a positive integer, got True"),
+    (mutate(lambda d: d.update(extra=1)), "unexpected key 'extra'"),
+    (mutate(lambda d: d["architecture"].update(dropout=0.5)), "unexpected key architecture.'dropout'"),
+    (mutate(lambda d: d["architecture"].pop("activation")), "missing architecture.'activation'"),
+    (json.dumps(good_doc())[:-1] + ', "format": "tinygrad_edu.mlp"}', "the key 'format' appears twice"),
+    (mutate(lambda d: d.update(format="x" * 1_000_000)), "not a tinygrad_edu model file"),
+    (mutate(lambda d: d["parameters"].update({"y" * 1_000_000: 1.0})), "unexpected 'yyyy"),
+    (json.dumps(good_doc()).replace("0.0", "1e999", 1), "must be a finite number, got inf"),
+]
+
+
+@pytest.mark.parametrize("text, message", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_files_are_refused_before_building_in_one_short_line(tmp_path, monkeypatch, text, message):
+    import tinygrad_edu.serialize as serialize
+
+    path = tmp_path / "model.json"
+    path.write_text(text)
+    if "unexpected 'yyyy" not in message:  # every other case is refused before any model is built
+        monkeypatch.setattr(serialize, "MLP", lambda *a, **k: pytest.fail("built a model from a bad file"))
+    with pytest.raises(ModelFileError, match=re.escape(message)) as info:
+        load_model(path)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 300
+
+
+def test_a_file_larger_than_the_limit_is_refused_unread(tmp_path):
+    from tinygrad_edu.serialize import MAX_FILE_BYTES
+
+    path = tmp_path / "model.json"
+    with open(path, "wb") as f:
+        f.truncate(MAX_FILE_BYTES + 1)  # sparse: no disk needed
+    with pytest.raises(ModelFileError, match="larger than 16 MiB"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_device_is_not_read(device):
+    import os
+
+    if not os.path.exists(device):
+        pytest.skip(f"no {device} here")
+    with pytest.raises(ModelFileError, match="is a device, not a model file"):
+        load_model(device)
+
+
+def test_a_directory_is_a_model_file_error(tmp_path):
+    with pytest.raises(ModelFileError, match="is a directory"):
+        load_model(tmp_path)
+
+
+def test_the_largest_allowed_model_round_trips(tmp_path):
+    from tinygrad_edu.serialize import MAX_PARAMETERS, parameter_count
+
+    sizes = [400, 1]
+    assert parameter_count(2, sizes) <= MAX_PARAMETERS
+    model = nn.MLP(2, sizes, seed=1)
+    save_model(model, tmp_path / "m.json")
+    assert load_model(tmp_path / "m.json").state_dict() == model.state_dict()

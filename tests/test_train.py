@@ -339,3 +339,40 @@ def test_on_a_terminal_each_epochs_full_line_is_printed_above_the_bar(monkeypatc
         lines = [line for line in screen if line.startswith(f"epoch {epoch}/2")]
         assert lines, f"no line for epoch {epoch}"
         assert any(all(n in line for n in numbers) for line in lines), lines  # the whole summary, cut nowhere
+
+
+# --- divergence: non-finite or exploding loss ---------------------------------------------------
+
+@pytest.mark.parametrize("lr, momentum", [(1e6, 0.0), (0.1, 2.0)])
+def test_an_exploding_loss_stops_training_during_the_first_epoch(lr, momentum):
+    X, y = data.circle(2000, seed=1)
+    model = nn.MLP(2, [8, 1], seed=2)
+    seen = []
+    with pytest.raises(train.TrainingDiverged) as info:
+        train.fit(model, X, y, optimizer=optim.SGD(model.parameters(), lr=lr, momentum=momentum), epochs=20,
+                  engine="batched", progress=False, callback=lambda epoch, history: seen.append(epoch))
+    err = info.value
+    assert isinstance(err, FloatingPointError) and "training diverged" in str(err)
+    assert "at epoch 1," in err.cause and err.history is not None and err.history.epoch == seen == []
+
+
+def test_the_divergence_check_compares_with_the_first_loss():
+    # Batch losses 999x the first are not divergence, 1001x are (the factor is relative).
+    import dataclasses
+
+    X, y = data.circle(64, seed=0)
+    model = nn.MLP(2, [2, 1], seed=0)
+    losses = iter([0.5, 499.0, 0.4, 500.5])
+    engine = dataclasses.replace(train.ENGINES["scalar"], step=lambda *args: next(losses))
+    with pytest.raises(train.TrainingDiverged, match=r"exploded from 0.5 to 500.5 at epoch 1, batch 4"):
+        train.fit(model, X, y, epochs=1, batch_size=16, engine=engine, progress=False)
+    assert train.DIVERGENCE_FACTOR == 1000.0
+
+
+@pytest.mark.parametrize("lr", [0.1, 10.0])
+def test_healthy_and_merely_wild_runs_are_not_divergence(lr):
+    X, y = data.circle(1000, seed=1)
+    model = nn.MLP(2, [8, 1], seed=2)
+    history = train.fit(model, X, y, optimizer=optim.SGD(model.parameters(), lr=lr), epochs=3, engine="batched",
+                        progress=False)
+    assert history.epoch == [1, 2, 3]

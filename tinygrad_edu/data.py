@@ -54,7 +54,7 @@ def circle(n: int, radius: float = 0.5, seed: int | np.random.Generator | None =
     noise = _noise(noise)
     rng = np.random.default_rng(seed)
     X = rng.uniform(-1.0, 1.0, size=(n, 2))
-    y = ((X**2).sum(axis=1) <= radius**2).astype(np.float64)
+    y = ((X**2).sum(axis=1) <= radius * radius).astype(np.float64)  # radius**2 would raise OverflowError past 1e154
     return _jitter(X, noise, rng), y
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import math
 import numbers
+import re
 from dataclasses import dataclass
 from typing import Mapping, Union
 
@@ -18,7 +19,9 @@ from .engine import Value
 
 #: Longest accepted expression text, in characters.
 MAX_LENGTH = 2000
-#: Deepest accepted nesting of the syntax tree (``((((x))))`` does not count, ``-(-(-x))`` does).
+#: Deepest accepted nesting of operations: each unary minus, binary operator and call inside
+#: another counts one level (``-(-(-x))`` is 3 deep, ``((((x))))`` 0, and ``x+x+x`` 2, as ``(x+x)+x``).
+#: Python's parser also refuses more than 200 nested parentheses, so ``exp(`` nests at most 200 deep.
 MAX_DEPTH = 200
 #: Largest accepted magnitude of a constant exponent, as in ``x ** 3``.
 MAX_EXPONENT = 1000.0
@@ -70,6 +73,23 @@ def functions() -> dict[str, ops.Primitive]:
         for name, op in ops.PRIMITIVES.items()
         if op.arity == 1 and op.symbol is None and op.prefix is None and op.postfix is None
     }
+
+
+_OPERATIONS = (ast.BinOp, ast.UnaryOp, ast.Call)
+_NOT_TEXT = re.compile("[\ud800-\udfff\x00]")
+
+
+def _not_text(text: str) -> str | None:
+    """Why ``text`` cannot be parsed as source text (a lone surrogate, a NUL), or None."""
+    found = _NOT_TEXT.search(text)
+    if found is None:
+        return None
+    code, where = ord(found.group()), f"at column {found.start() + 1}: "
+    if code == 0:
+        return where + "the NUL character is not allowed"
+    if 0xDC80 <= code <= 0xDCFF:  # how Python passes on a command-line byte that is not UTF-8
+        return where + f"the byte 0x{code - 0xDC00:02x} is not UTF-8 text"
+    return where + f"U+{code:04X} is a lone surrogate, not a character"
 
 
 def _where(node: ast.AST) -> str:
@@ -177,21 +197,30 @@ def compile_expression(text: str) -> Expression:
         raise ExpressionError(f"the expression is {len(text)} characters long; at most {MAX_LENGTH} are allowed")
     if not text.strip():
         raise ExpressionError("the expression is empty")
+    reason = _not_text(text)
+    if reason is not None:
+        raise ExpressionError(reason)
+    too_deep = f"the expression is nested too deeply (at most {MAX_DEPTH} levels)"
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as err:
+        if "too many nested parentheses" in err.msg:
+            raise ExpressionError(f"{too_deep[:-1]}; Python reads at most 200 nested parentheses)") from None
         where = f" at column {err.offset}" if err.offset else ""
         raise ExpressionError(f"not a valid expression{where}: {err.msg}") from None
     except (RecursionError, MemoryError):
-        raise ExpressionError(f"the expression is nested too deeply (at most {MAX_DEPTH} levels)") from None
+        raise ExpressionError(too_deep) from None
 
-    # Check the depth first, iteratively, so that the recursive checks below stay shallow.
-    stack = [(tree.body, 1)]
+    # Check the depth first, iteratively, so that the recursive checks below stay shallow. Only
+    # operations count; what is not an operation is either a leaf or refused below.
+    stack = [(tree.body, 0)]
     while stack:
         node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise ExpressionError(f"the expression is nested too deeply (at most {MAX_DEPTH} levels)")
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+        if isinstance(node, _OPERATIONS):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ExpressionError(too_deep)
+        stack.extend((child, depth) for child in ast.iter_child_nodes(node))
 
     names: set[str] = set()
     allowed_functions = functions()

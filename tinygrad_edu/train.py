@@ -320,8 +320,23 @@ def _check_xy(name: str, X, y, nin: int | None) -> tuple[np.ndarray, np.ndarray]
     return X, y
 
 
-def _diverged(what: str) -> FloatingPointError:
-    return FloatingPointError(f"{what}: training diverged; try a smaller learning rate")
+#: A batch loss more than this many times the first (positive) batch loss means training diverged.
+#: Healthy runs stay within a few times their first loss (circle task, learning rates 0.01-10:
+#: at most 2.2x); a learning rate of 1e6 reaches 1e9x within the first epoch.
+DIVERGENCE_FACTOR = 1000.0
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite, or exploded past :data:`DIVERGENCE_FACTOR` times its first
+    value. ``cause`` says what was seen and when; ``history`` holds the epochs completed before."""
+
+    def __init__(self, cause: str, history: History | None = None):
+        super().__init__(f"{cause}: training diverged; try a smaller learning rate")
+        self.cause, self.history = cause, history
+
+
+def _diverged(what: str) -> TrainingDiverged:
+    return TrainingDiverged(what)
 
 
 def fit(model: nn.Module, X_train, y_train, *, X_test=None, y_test=None, loss: str | Objective = "bce",
@@ -342,7 +357,9 @@ def fit(model: nn.Module, X_train, y_train, *, X_test=None, y_test=None, loss: s
     ``progress`` shows a bar per epoch on a terminal, or a line per epoch when stderr is not one.
     Ctrl-C (or a ``KeyboardInterrupt`` from the callback) ends training after the current batch:
     the partial epoch is evaluated, ``history.interrupted`` is set and fit returns normally.
-    A loss that becomes NaN or infinite raises ``FloatingPointError`` (training diverged).
+    A loss that becomes NaN or infinite, or a batch loss above ``DIVERGENCE_FACTOR`` times the first
+    one, stops training at once and raises :class:`TrainingDiverged` (a ``FloatingPointError``)
+    with the epochs completed before in its ``history``.
 
     With ``engine="scalar"``, Python's cyclic garbage collector is paused during each epoch's
     batches and evaluation (it would walk every new graph and find no cycle to free; reference
@@ -385,9 +402,16 @@ def fit(model: nn.Module, X_train, y_train, *, X_test=None, y_test=None, loss: s
             history.test_loss.append(test[0])
             history.test_accuracy.append(test[1])
 
+    first_loss = [0.0]  # the first positive batch loss: what an exploding loss is measured against
+
     def check(value: float, batch: int) -> None:
         if not math.isfinite(value):
             raise _diverged(f"the loss became {value} at epoch {epoch}, batch {batch + 1}")
+        if first_loss[0] == 0.0:
+            first_loss[0] = value
+        elif value > DIVERGENCE_FACTOR * first_loss[0]:
+            raise _diverged(f"the loss exploded from {first_loss[0]:.4g} to {value:.4g} at epoch {epoch}, "
+                            f"batch {batch + 1}")
 
     def batches():
         for batch, (Xb, yb) in enumerate(minibatches(X_train, y_train, batch_size, seed=rng)):
@@ -425,6 +449,9 @@ def fit(model: nn.Module, X_train, y_train, *, X_test=None, y_test=None, loss: s
                 bar.end_epoch(str(epoch), history)
                 if callback is not None:
                     callback(epoch, history)
+        except TrainingDiverged as err:
+            err.history = history
+            raise
         except KeyboardInterrupt:
             history.interrupted = True
             bar.close()
@@ -440,6 +467,6 @@ def fit(model: nn.Module, X_train, y_train, *, X_test=None, y_test=None, loss: s
 
 
 __all__ = [
-    "fit", "History", "Objective", "make_objective", "evaluate", "predict_proba", "loss_and_accuracy",
+    "fit", "History", "TrainingDiverged", "DIVERGENCE_FACTOR", "Objective", "make_objective", "evaluate", "predict_proba", "loss_and_accuracy",
     "Engine", "ENGINES", "scalar_step", "scalar_outputs", "DEFAULT_LR", "LOSSES",
 ]

@@ -43,18 +43,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
-    from ._common import CLIError
+    from ._common import CLIError, expression_may_start_with_minus, one_line
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # A subcommand that reads an expression lists its options that take values, so that an
+    # expression starting with a minus is not taken for an option.
+    command = sys.modules.get(f"{__name__}.{argv[0].replace('-', '_')}") if argv and argv[0].isidentifier() else None
+    value_options = getattr(command, "EXPRESSION_VALUE_OPTIONS", None)
+    if value_options is not None:
+        argv = [argv[0], *expression_may_start_with_minus(argv[1:], value_options)]
+    args = parser.parse_args(argv)
     command = f"tinygrad-edu {args.command}"
     try:
         return args.func(args) or 0
     except CLIError as err:
-        print(f"{command}: error: {err}", file=sys.stderr)
+        print(f"{command}: error: {one_line(err)}", file=sys.stderr)
         return 2
     except OSError as err:
         where = f": {err.filename}" if err.filename else ""
-        print(f"{command}: error: {err.strerror or err}{where}", file=sys.stderr)
+        print(f"{command}: error: {one_line(f'{err.strerror or err}{where}')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)

@@ -7,6 +7,7 @@ The option helpers here (model, training, output) are shared with ``learning-cur
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -18,7 +19,8 @@ from .. import Value, data, nn, optim, train
 from ..serialize import save_model
 from ..viz import GraphTooLargeError, GraphvizNotFoundError, draw_graph, plots, save_graph
 from ..viz.layout import LayoutError
-from ._common import CLIError, finish_outputs, fraction, non_negative_float, non_negative_int, positive_float, positive_int
+from ._common import CLIError, finish_outputs, fraction, non_negative_float, non_negative_int, positive_float, positive_int, shown
+from ._resources import check_training_fits
 
 LR_HELP = (
     "learning rate (default: %(default)s). Why not Keras's SGD default 0.01, which the article uses: with "
@@ -33,9 +35,9 @@ def size_list(text: str) -> list[int]:
     try:
         sizes = [int(part) for part in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {shown(text)}") from None
     if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"sizes must be positive integers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"sizes must be positive integers, got {shown(text)}")
     return sizes
 
 
@@ -118,8 +120,32 @@ def fit_or_fail(model, objective, X_train, y_train, args, *, seed: int, X_test=N
                          optimizer=optimizer or build_optimizer(args, model), epochs=args.epochs,
                          batch_size=args.batch_size, seed=seed, engine=args.engine,
                          progress=not args.quiet if progress is None else progress)
+    except train.TrainingDiverged as err:
+        raise CLIError(f"{err.cause}: training diverged; {divergence_hint(args)}") from None
     except (FloatingPointError, OverflowError) as err:
         raise CLIError(f"{err} (e.g. --lr {args.lr / 10:g})") from None
+
+
+def divergence_hint(args: argparse.Namespace) -> str:
+    """Which option to change when training diverged, and to what."""
+    if args.optimizer == "sgd" and args.momentum >= 1.0:
+        return (f"--momentum {args.momentum:g} keeps every past step at full weight or more, so the steps grow: "
+                "use a value below 1 (e.g. --momentum 0.9)")
+    return f"try a smaller --lr (e.g. --lr {min(args.lr / 10, train.DEFAULT_LR):g})"
+
+
+def check_two_classes(radius: float, samples: int) -> None:
+    """Refuse a radius that leaves (all but surely) one class: the points are uniform in [-1, 1]²,
+    so a circle of radius >= sqrt(2) holds all of them, and pi r² / 4 of them are expected inside."""
+    if radius >= math.sqrt(2.0):
+        raise CLIError(f"--radius {radius:g}: every point of the square [-1, 1]² lies inside a circle of radius "
+                       f"{math.sqrt(2.0):.3f} or more, so there is only one class to learn; use a radius below "
+                       "1.414 (the article's is 0.5)")
+    expected = samples * math.pi * radius * radius / 4.0
+    if expected < 1.0:
+        raise CLIError(f"--radius {radius:g} with --samples {samples} puts about {expected:.2g} points inside the "
+                       "circle, so there is only one class to learn; use a larger radius (the article's is 0.5) "
+                       "or more --samples")
 
 
 def add_parser(subparsers) -> None:
@@ -180,6 +206,8 @@ def _say(args, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_training_fits(f"--samples {args.samples}", 2, [*args.hidden, 1], args.samples,
+                        extra_evaluated=len(plots.decision_grid()))
     out = prepare_out(args.out)
     data_seed, split_seed, init_seed, shuffle_seed = derived_seeds(args.seed)
     X, y = data.circle(args.samples, radius=args.radius, seed=data_seed)
@@ -187,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
         X_train, X_test, y_train, y_test = data.train_test_split(X, y, args.test_size, seed=split_seed)
     except ValueError as err:
         raise CLIError(f"--samples {args.samples} with --test-size {args.test_size}: {err}") from None
+    check_two_classes(args.radius, args.samples)
     model, objective = build_model(args, 2, init_seed)
     optimizer = build_optimizer(args, model)
     arch = "-".join(map(str, [2, *model.sizes]))

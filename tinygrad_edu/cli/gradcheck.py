@@ -15,10 +15,14 @@ import random
 from ..engine import Value, grad, topological_order
 from ..expr import Expression, ExpressionError, compile_expression
 from ..testing.gradcheck import GradcheckError, gradcheck, gradgradcheck, numerical_gradient
-from ._common import CLIError, assignment, non_negative_float, positive_float, positive_int
+from ._common import CLIError, assignment, non_negative_float, positive_float, positive_int, shown
 
 #: Where drawn points come from when a variable has no --set: each variable in [-RANGE, RANGE].
 RANGE = 3.0
+
+
+#: The options that take a value, so that an expression starting with a minus is told from them.
+EXPRESSION_VALUE_OPTIONS = ("--set", "--derivative", "--examples", "--seed", "--eps", "--atol", "--rtol")
 
 
 def _derivative(text: str) -> tuple[str, str]:
@@ -26,7 +30,7 @@ def _derivative(text: str) -> tuple[str, str]:
     name, sep, expression = text.partition("=")
     name = name.strip()
     if not sep or not name.isidentifier() or not expression.strip():
-        raise argparse.ArgumentTypeError(f'expected NAME="EXPRESSION" (like x="2*x"), got {text!r}')
+        raise argparse.ArgumentTypeError(f'expected NAME="EXPRESSION" (like x="2*x"), got {shown(text)}')
     return name, expression.strip()
 
 
@@ -66,6 +70,7 @@ def _compile(text: str, what: str) -> Expression:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.expression = args.expression.strip()
     expression = _compile(args.expression, "the expression")
     names = list(expression.variables)
     if not names:

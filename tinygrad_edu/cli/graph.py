@@ -7,9 +7,11 @@ import argparse
 from pathlib import Path
 
 from ..expr import ExpressionError, UndefinedVariableError, compile_expression
-from ._common import CLIError, assignment, positive_int
+from ._common import CLIError, assignment, positive_int, shown
 
 _SUFFIXES = (".html", ".svg", ".png", ".pdf", ".dot", ".gv")
+#: The options that take a value, so that an expression starting with a minus is told from them.
+EXPRESSION_VALUE_OPTIONS = ("--set", "--out", "--animate", "--rankdir", "--max-nodes")
 
 
 def add_parser(subparsers) -> None:
@@ -20,7 +22,8 @@ def add_parser(subparsers) -> None:
             "Evaluate an arithmetic expression (numbers, variables, + - * / **, and functions such as "
             "tanh, exp, log, relu, sigmoid), run backward, and draw the graph with Graphviz: edge colour "
             "and width show the gradient flowing along each edge. The format follows the --out suffix: .html "
-            "writes an interactive explorer that steps through the forward and backward pass."
+            "writes an interactive explorer that steps through the forward and backward pass. "
+            'An expression may start with a minus: tinygrad-edu graph "-x*w" --set x=1 --set w=2.'
         ),
     )
     parser.add_argument("expression", help='the expression, e.g. "tanh(x*w + b)"')
@@ -56,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         if name in values:
             raise CLIError(f"--set {name} is given twice")
         values[name] = value
+    args.expression = args.expression.strip()
     try:
         expression = compile_expression(args.expression)
     except ExpressionError as err:
@@ -71,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     except UndefinedVariableError as err:
         raise CLIError(f"no value for {', '.join(err.names)}: give each with --set NAME=VALUE") from None
     except (ArithmeticError, ValueError) as err:
-        raise CLIError(f"cannot evaluate {args.expression!r}: {err}") from None
+        raise CLIError(f"cannot evaluate {shown(args.expression)}: {err}") from None
 
     print(f"{args.expression} = {out.data:.6g}")
     if not args.no_backward and expression.variables:

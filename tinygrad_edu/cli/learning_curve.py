@@ -13,6 +13,7 @@ from .. import data
 from .._io import write_text
 from ..viz import plots
 from ._common import CLIError, finish_outputs, positive_int
+from ._resources import check_training_fits
 from .circle import (add_model_arguments, add_training_arguments, build_model, derived_seeds, fit_or_fail,
                      prepare_out, size_list)
 
@@ -38,11 +39,14 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    out = prepare_out(args.out)
     sizes = sorted(set(args.sizes))
+    check_training_fits(f"--sizes {max(sizes)} with --test-samples {args.test_samples}", 2, [*args.hidden, 1],
+                        max(sizes) + args.test_samples)
+    out = prepare_out(args.out)
     test_acc: list[list[float]] = [[] for _ in sizes]
     train_acc: list[list[float]] = [[] for _ in sizes]
     interrupted = False
+    diverged: CLIError | None = None  # the sizes that finished before are still written
     for repeat in range(args.repeats):
         data_seed, test_seed, init_seed, shuffle_seed = derived_seeds(args.seed + repeat)
         # One pool per repeat: each size trains on its first n points, so larger sets contain smaller ones.
@@ -52,24 +56,28 @@ def run(args: argparse.Namespace) -> int:
             model, objective = build_model(args, 2, init_seed)
             if not args.quiet:
                 print(f"training on {n} points (seed {args.seed + repeat})", file=sys.stderr, flush=True)
-            history = fit_or_fail(model, objective, X_pool[:n], y_pool[:n], args, seed=shuffle_seed,
-                                  X_test=X_test, y_test=y_test)
+            try:
+                history = fit_or_fail(model, objective, X_pool[:n], y_pool[:n], args, seed=shuffle_seed,
+                                      X_test=X_test, y_test=y_test)
+            except CLIError as err:
+                diverged = CLIError(f"{n} training points: {err}")
+                break
             if history.interrupted:
                 interrupted = True
                 break
             test_acc[i].append(history.test_accuracy[-1])
             train_acc[i].append(history.train_accuracy[-1])
-        if interrupted:
+        if interrupted or diverged:
             break
     done = [i for i in range(len(sizes)) if test_acc[i]]
     if not done:
-        raise CLIError("interrupted before any training-set size finished; nothing to plot")
+        raise diverged or CLIError("interrupted before any training-set size finished; nothing to plot")
     sizes = [sizes[i] for i in done]
     test_acc, train_acc = [test_acc[i] for i in done], [train_acc[i] for i in done]
     png = out / "learning_curve.png"
     record = {"sizes": sizes, "test_accuracy": test_acc, "train_accuracy": train_acc, "seed": args.seed,
               "repeats": args.repeats, "epochs": args.epochs, "test_samples": args.test_samples,
-              "interrupted": interrupted}
+              "interrupted": interrupted, "diverged": str(diverged) if diverged else None}
     with finish_outputs("learning-curve") as interrupts:
         plots.plot_learning_curve(sizes, test_acc, png, train_accuracy=train_acc)
         write_text(out / "learning_curve.json", json.dumps(record, indent=1) + "\n")
@@ -79,4 +87,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {png}\nwrote {out / 'learning_curve.json'}", file=sys.stderr)
     if interrupted:
         print("interrupted; the plot shows the sizes that finished", file=sys.stderr)
+    if diverged:
+        raise CLIError(f"{diverged} (the outputs show the sizes that finished before)")
     return 130 if interrupted or interrupts.count else 0
