@@ -4,7 +4,9 @@
 2. the full circle configuration: wall time and test accuracy of our scalar and batched engines,
    PyTorch's CPU minibatch loop, a hand-written NumPy network and JAX (a jit-compiled step, and
    lax.scan over each epoch; compile time apart), with the target ratios checked (bench_circle.py);
-3. backward of 100k- vs 1M-node chains (bench_engine.py).
+3. backward of 100k- vs 1M-node chains (bench_engine.py);
+4. the batched engine's optimisation passes one by one: groups, NumPy calls and time per step
+   (bench_passes.py).
 
 Run: python benchmarks/run.py [--repeats 5] [--scalar-repeats 1]   (needs the `bench` extra)
 Takes about 3-4 minutes, most of it the scalar engine on the full circle task.
@@ -21,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench_circle  # noqa: E402
 import bench_engine  # noqa: E402
+import bench_passes  # noqa: E402
 
 # The targets for the batched engine, as (other implementation, bound, text): our median
 # time divided by theirs must be at most the bound.
@@ -71,6 +74,8 @@ def main(argv=None) -> None:
     print("\n".join(check_targets(results)))
     print("\n(3) ", end="")
     bench_engine.chain_table()
+    print("\n(4) ", end="")
+    print("\n".join(bench_passes.table(max(args.repeats, 5), 2000)))
 
 
 if __name__ == "__main__":

@@ -242,7 +242,7 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> Compiled:
             for k, t in step.plain:
                 p = exact[i][k]
                 if not local or p is None or p in in_G:
-                    lines.append(f"{bind(t, slot_name(g, k, 'G_'))} {'+=' if zeroing or not local else '[...] ='} {d[k]}")
+                    lines.append(f"{bind(t, slot_name(g, k, 'G_'))}{' +=' if zeroing or not local else '[...] ='} {d[k]}")
                 elif p in started:
                     lines.append(f"d_{names[p]} = d_{names[p]} + {d[k]}")
                 else:
