@@ -3,6 +3,8 @@ cross-entropy from the logit, plain SGD lr 0.1, batch 32, 50 epochs) trained fou
 side in one process, on the same data, initial weights and minibatch order:
 
 - ``scalar``: ``train.fit(engine="scalar")``, a graph of Values per minibatch;
+- ``scalar-gc``: the same with Python's cyclic garbage collector left on (``fit`` pauses it for the
+  scalar engine), to measure what the pause saves (not in ``run.py``'s table: another slow run);
 - ``batched``: ``train.fit(engine="batched")``, the traced tape replayed on NumPy arrays;
 - ``torch``: the same minibatch loop in PyTorch on the CPU, one thread (``torch==2.13.0``);
 - ``numpy``: a hand-written NumPy network of the same shape (matrix products, manual gradients);
@@ -20,6 +22,7 @@ Run: python benchmarks/bench_circle.py [--repeats 5] [--scalar-repeats 1] [--ski
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 from dataclasses import dataclass
@@ -30,7 +33,7 @@ from tinygrad_edu import data, nn, optim, train
 from tinygrad_edu.cli.circle import derived_seeds
 
 SAMPLES, TEST_SIZE, HIDDEN, LR, BATCH, EPOCHS = 5000, 0.2, 8, 0.1, 32, 50
-IMPLEMENTATIONS = ("scalar", "batched", "torch", "numpy", "jax-jit", "jax-scan")
+IMPLEMENTATIONS = ("scalar", "scalar-gc", "batched", "torch", "numpy", "jax-jit", "jax-scan")
 
 
 def circle_problem(seed: int = 0):
@@ -50,7 +53,7 @@ def initial_arrays(model: nn.MLP):
     return W1, b1, np.array([w.data for w in out.w]), np.float64(out.b.data)
 
 
-def run_ours(engine: str, seed: int = 0) -> tuple[float, float]:
+def run_ours(engine: str | train.Engine, seed: int = 0) -> tuple[float, float]:
     (X_train, y_train, X_test, y_test), model, shuffle_seed = circle_problem(seed)
     start = time.perf_counter()
     history = train.fit(model, X_train, y_train, X_test=X_test, y_test=y_test, loss="bce",
@@ -163,7 +166,8 @@ class JaxCircle:
 
         def evaluate(params, X, y):
             z = logits(params, X)
-            return jnp.mean(jnp.maximum(z, 0.0) - z * y + jnp.log1p(jnp.exp(-jnp.abs(z)))), jnp.mean((z > 0) == (y > 0.5))
+            loss = jnp.mean(jnp.maximum(z, 0.0) - z * y + jnp.log1p(jnp.exp(-jnp.abs(z))))
+            return loss, jnp.mean(((z > 0) == (y > 0.5)).astype(jnp.float64))
 
         self.step, self.epoch, self.evaluate = jax.jit(step), jax.jit(epoch), jax.jit(evaluate)
         self.compile_seconds: dict[str, float] = {}
@@ -198,7 +202,7 @@ class JaxCircle:
         start = time.perf_counter()
         for _ in range(EPOCHS):
             if scan:  # the same permutation data.minibatches draws, the full batches in one call
-                order = rng.permutation(n)
+                order = data.batch_order(n, rng)
                 Xs, ys = X_train[order], y_train[order]
                 params = self.epoch(params, Xs[:full].reshape(-1, BATCH, 2), ys[:full].reshape(-1, BATCH))
                 if full < n:
@@ -228,6 +232,7 @@ def jax_compile_seconds() -> dict[str, float]:
 
 RUNNERS = {
     "scalar": lambda: run_ours("scalar"),
+    "scalar-gc": lambda: run_ours(dataclasses.replace(train.ENGINES["scalar"], pause_gc=False)),
     "batched": lambda: run_ours("batched"),
     "torch": run_torch,
     "numpy": run_numpy,
@@ -259,13 +264,14 @@ def measure(repeats: int, scalar_repeats: int, skip: set[str]) -> dict[str, Resu
     (warm-up: imports, caches, PyTorch's first-run cost, JAX's compilation); then the repeats are
     interleaved across the implementations so that a noisy moment on the machine hits them all alike."""
     names = [name for name in IMPLEMENTATIONS if name not in skip]
+    slow = ("scalar", "scalar-gc")
     for name in names:
-        if name != "scalar":
+        if name not in slow:
             RUNNERS[name]()
     results = {name: Result([], 0.0) for name in names}
     for r in range(max(repeats, scalar_repeats)):
         for name in names:
-            if r >= (scalar_repeats if name == "scalar" else repeats):
+            if r >= (scalar_repeats if name in slow else repeats):
                 continue
             seconds, acc = RUNNERS[name]()
             results[name].times.append(seconds)

@@ -157,3 +157,14 @@ def test_a_step_that_assigns_its_gradients_needs_no_zeroing_between_steps():
         want_loss, want = grads_of(fresh, tape.used_params, batch)
         assert loss == pytest.approx(want_loss, rel=1e-14)
         np.testing.assert_allclose(grads, want, rtol=1e-13, atol=1e-16)
+
+
+def test_lower_refuses_rules_that_leave_the_math_namespace():
+    import numpy as np_
+
+    temp = iter(range(100))
+    as_array = lambda m, g, out, x: (np_.exp(x) * g,)  # noqa: E731  (NumPy itself, not m.exp)
+    as_float = lambda m, g, out, x: (math.exp(x) * g,)  # noqa: E731
+    returns_array = lambda m, g, out, x: (np_.ones(3),)  # noqa: E731
+    for rule in (as_array, as_float, returns_array):
+        assert lower(rule, ["g", "out", "x"], [0], "m", repr, lambda: f"t{next(temp)}") is None

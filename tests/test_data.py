@@ -154,3 +154,13 @@ def test_circle_without_noise_is_the_article_data_and_noise_moves_points_only():
 def test_make_task_unknown_name():
     with pytest.raises(ValueError, match="unknown task 'ring'; choose one of circle, moons"):
         data.make_task("ring", 10)
+
+
+def test_minibatches_visit_rows_in_batch_order():
+    # the batched engine's array loop draws the same permutation through data.batch_order
+    X, y = np.zeros((23, 2)), np.arange(23.0)
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    for _ in range(2):  # two epochs: one Generator's stream goes on alike
+        visited = np.concatenate([yb for _, yb in data.minibatches(X, y, 4, seed=rng_a)])
+        order = data.batch_order(23, rng_b)
+        assert np.array_equal(visited, order) and sorted(order.tolist()) == list(range(23))

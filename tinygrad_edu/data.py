@@ -154,7 +154,7 @@ def train_test_split(X: np.ndarray, y: np.ndarray, test_size: float | int = 0.2,
     if not 1 <= n_test <= n - 1:
         raise ValueError(f"a test set of {n_test} out of {n} samples leaves no training or no test data; "
                          "use more samples or another test_size")
-    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+    order = batch_order(n, seed) if shuffle else np.arange(n)
     test, train = order[:n_test], order[n_test:]
     return X[train], X[test], y[train], y[test]
 
@@ -168,10 +168,17 @@ def minibatches(X: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool 
     n = len(X)
     if len(y) != n:
         raise ValueError(f"X and y have different lengths ({n} and {len(y)})")
-    order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+    order = batch_order(n, seed) if shuffle else np.arange(n)
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         yield X[idx], y[idx]
+
+
+def batch_order(n: int, seed: int | np.random.Generator | None = None) -> np.ndarray:
+    """The order in which an epoch visits ``n`` shuffled rows: a permutation drawn from ``seed``
+    (a ``Generator`` passes through, its stream goes on). :func:`minibatches` and the batched
+    engine's array loop both draw it here, so both visit the rows in the same order."""
+    return np.random.default_rng(seed).permutation(n)
 
 
 def num_batches(n: int, batch_size: int) -> int:
@@ -179,4 +186,4 @@ def num_batches(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
 
 
-__all__ = ["circle", "moons", "xor", "spirals", "blobs", "TASKS", "make_task", "BLOB_CENTERS", "train_test_split", "minibatches", "num_batches"]
+__all__ = ["circle", "moons", "xor", "spirals", "blobs", "TASKS", "make_task", "BLOB_CENTERS", "train_test_split", "minibatches", "batch_order", "num_batches"]

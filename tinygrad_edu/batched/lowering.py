@@ -59,13 +59,20 @@ class Sym:
     __hash__ = object.__hash__
 
 
+def _number(x):
+    """A constant a rule may use: a plain number (anything else, an array say, is not recorded)."""
+    if type(x) in (int, float, bool):
+        return x
+    raise _NotSymbolic
+
+
 class _Recorder:
     def __init__(self, math_name: str, const: Callable[[object], str]):
         self.math_name, self.const, self.made = math_name, const, []
 
     def make(self, fmt: str, args: tuple) -> Sym:
         deps = tuple(a for a in args if isinstance(a, Sym))
-        shown = [a if isinstance(a, Sym) else self.const(a) for a in args]
+        shown = [a if isinstance(a, Sym) else self.const(_number(a)) for a in args]
         sym = Sym(self, (fmt, shown), deps)
         self.made.append(sym)
         return sym
@@ -111,7 +118,10 @@ def lower(rule: Callable, inputs: Sequence[str], wanted: Sequence[int], math_nam
         return sym.name
 
     names: list[str | None] = [None] * len(results)
-    for k in wanted:
-        r = results[k]
-        names[k] = name_of(r) if isinstance(r, Sym) else const(r)
+    try:
+        for k in wanted:
+            r = results[k]
+            names[k] = name_of(r) if isinstance(r, Sym) else const(_number(r))
+    except _NotSymbolic:
+        return None
     return lines, names

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
+from ..data import batch_order
 from .tape import Tape
 from .tracing import trace
 
@@ -117,12 +118,12 @@ class Trainer:
 
     def epoch(self, rng: np.random.Generator, check: Callable[[float, int], None]) -> Iterator[float]:
         """One epoch in the minibatch order of ``data.minibatches(X, y, batch_size, seed=rng)``
-        (the same permutation drawn from ``rng``); yields each batch's loss after the optimizer's
+        (the same permutation, ``data.batch_order``, drawn from ``rng``); yields each batch's loss after the optimizer's
         step. ``check(loss, batch)`` runs before the step (it raises when training diverged)."""
         tape, opt, data, grad, state = self.tape, self.optimizer, self.data, self.grad, self.state
         P = len(tape.used_params)
         params, grads = data[:P], grad[:P]
-        np.take(self.XY, rng.permutation(self.XY.shape[1]), axis=1, out=self.shuffled)
+        np.take(self.XY, batch_order(self.XY.shape[1], rng), axis=1, out=self.shuffled)
         for b, (plan, batch) in enumerate(self.batches):
             plan.inputs_view[...] = batch
             value = tape.mean_step(plan, params, grads)
