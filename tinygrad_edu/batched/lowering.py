@@ -19,43 +19,42 @@ class _NotSymbolic(Exception):
     """The rule needs a value, not a symbol."""
 
 
+def _infix(symbol: str):
+    """The operator and its reflected form, recording ``a <symbol> b``."""
+    fmt = "{} " + symbol + " {}"
+    return (lambda a, b: a.rec.make(fmt, (a, b))), (lambda a, b: a.rec.make(fmt, (b, a)))
+
+
 class Sym:
-    """An array in a rule being recorded: a name, or an operation on other symbols."""
+    """An array in a rule being recorded: a name (an input), or ``code``, an operation's format
+    and its arguments (symbols or constants' names), named when a wanted result needs it."""
 
-    __slots__ = ("rec", "code", "deps", "name")
+    __slots__ = ("rec", "code", "name")
 
-    def __init__(self, rec: _Recorder, code: tuple | None, deps: tuple[Sym, ...], name: str | None = None):
-        self.rec, self.code, self.deps, self.name = rec, code, deps, name
+    def __init__(self, rec: _Recorder, code: tuple | None, name: str | None = None):
+        self.rec, self.code, self.name = rec, code, name
 
-    def _op(self, fmt: str, *others) -> Sym:
-        return self.rec.make(fmt, (self, *others))
+    __add__, __radd__ = _infix("+")
+    __sub__, __rsub__ = _infix("-")
+    __mul__, __rmul__ = _infix("*")
+    __truediv__, __rtruediv__ = _infix("/")
+    __pow__, __rpow__ = _infix("**")
+    __lt__, _ = _infix("<")
+    __le__, _ = _infix("<=")
+    __gt__, _ = _infix(">")
+    __ge__, _ = _infix(">=")
+    del _
 
-    __add__ = lambda a, b: a._op("{} + {}", b)  # noqa: E731
-    __radd__ = lambda a, b: a.rec.make("{} + {}", (b, a))  # noqa: E731
-    __sub__ = lambda a, b: a._op("{} - {}", b)  # noqa: E731
-    __rsub__ = lambda a, b: a.rec.make("{} - {}", (b, a))  # noqa: E731
-    __mul__ = lambda a, b: a._op("{} * {}", b)  # noqa: E731
-    __rmul__ = lambda a, b: a.rec.make("{} * {}", (b, a))  # noqa: E731
-    __truediv__ = lambda a, b: a._op("{} / {}", b)  # noqa: E731
-    __rtruediv__ = lambda a, b: a.rec.make("{} / {}", (b, a))  # noqa: E731
-    __pow__ = lambda a, b: a._op("{} ** {}", b)  # noqa: E731
-    __rpow__ = lambda a, b: a.rec.make("{} ** {}", (b, a))  # noqa: E731
-    __neg__ = lambda a: a._op("-{}")  # noqa: E731
-    __abs__ = lambda a: a._op("abs({})")  # noqa: E731
-    __lt__ = lambda a, b: a._op("{} < {}", b)  # noqa: E731
-    __le__ = lambda a, b: a._op("{} <= {}", b)  # noqa: E731
-    __gt__ = lambda a, b: a._op("{} > {}", b)  # noqa: E731
-    __ge__ = lambda a, b: a._op("{} >= {}", b)  # noqa: E731
+    def __neg__(self):
+        return self.rec.make("-{}", (self,))
 
-    def __bool__(self):
+    def __abs__(self):
+        return self.rec.make("abs({})", (self,))
+
+    def _refuse(self, *other):  # a branch on a value, a comparison for equality: not recordable
         raise _NotSymbolic
 
-    __float__ = __int__ = __index__ = __len__ = __iter__ = __bool__
-
-    def __eq__(self, other):
-        raise _NotSymbolic
-
-    __ne__ = __eq__
+    __bool__ = __float__ = __int__ = __index__ = __len__ = __iter__ = __eq__ = __ne__ = _refuse
     __hash__ = object.__hash__
 
 
@@ -68,14 +67,11 @@ def _number(x):
 
 class _Recorder:
     def __init__(self, math_name: str, const: Callable[[object], str]):
-        self.math_name, self.const, self.made = math_name, const, []
+        self.math_name, self.const = math_name, const
 
     def make(self, fmt: str, args: tuple) -> Sym:
-        deps = tuple(a for a in args if isinstance(a, Sym))
         shown = [a if isinstance(a, Sym) else self.const(_number(a)) for a in args]
-        sym = Sym(self, (fmt, shown), deps)
-        self.made.append(sym)
-        return sym
+        return Sym(self, (fmt, shown))
 
 
 class _SymMath:
@@ -101,7 +97,7 @@ def lower(rule: Callable, inputs: Sequence[str], wanted: Sequence[int], math_nam
     its arguments in the generated code), and each result's name (None where not wanted); or None
     when the rule cannot be recorded. ``const(value)`` names a constant, ``temp()`` a new local."""
     rec = _Recorder(math_name, const)
-    leaves = [Sym(rec, None, (), name) for name in inputs]
+    leaves = [Sym(rec, None, name) for name in inputs]
     try:
         results = rule(_SymMath(rec), *leaves)
         results = tuple(results)

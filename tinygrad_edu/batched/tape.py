@@ -26,6 +26,10 @@ _RAISE = RAISE
 _raising = np.errstate(**_RAISE)  # as a decorator: half the cost of a `with np.errstate(...)` per call
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 class Tape:
     """A traced per-sample computation, replayed on batches. Make one with :func:`trace`.
 
@@ -73,8 +77,9 @@ class Tape:
         layout = self.layout
         names = group_names(layout)
         P, I = len(layout.params), layout.num_inputs
-        lines = [f"tape: {self.num_inputs} inputs x[0:{I}], {P} parameters p[0:{P}], "
-                 f"{len(layout.const_rows)} constants c; {self.num_nodes} nodes per sample in {self.num_groups} groups",
+        C = len(layout.const_rows)
+        lines = [f"tape: {_count(I, 'input')} x[0:{I}], {_count(P, 'parameter')} p[0:{P}], {_count(C, 'constant')} c; "
+                 f"{_count(self.num_nodes, 'node')} per sample in {_count(self.num_groups, 'group')}",
                  f"  passes: {', '.join(self.passes) or 'none'}"]
         width = max((len(n) + len(str(g.shape)) for n, g in zip(names, layout.groups)), default=0) + 3
         for name, g in zip(names, layout.groups):
