@@ -4,9 +4,10 @@ wrong ones with a readable table, explain kinks, and reject bad input clearly.""
 import math
 
 import pytest
+from hypothesis import given, settings
 
 from tinygrad_edu import Value, ops, primitive
-from tinygrad_edu.engine import apply
+from tinygrad_edu.engine import _data, apply
 from tinygrad_edu.testing import (
     GradcheckError,
     assert_gradients_match,
@@ -15,6 +16,7 @@ from tinygrad_edu.testing import (
     gradgradcheck,
     numerical_gradient,
 )
+from tinygrad_edu.testing.strategies import expressions
 
 # A primitive whose derivative is wrong: d/dx x^2 claimed to be 2x + 0.1.
 wrong_square = primitive("gc_wrong_square", lambda x: x * x, lambda x: 2 * x + 0.1)
@@ -238,3 +240,66 @@ def test_formula_uses_labels_and_cuts_huge_parts():
         y = y * y  # shared: the text would double each time
     assert formula(x.exp() + 1.0, [x]) == "exp(w) + 1.0"
     assert len(formula(y, [x], max_chars=100)) < 300
+
+
+# Forward mode and higher orders: gradcheck(modes=("rev", "fwd"), order=k), like JAX's check_grads.
+
+
+@settings(max_examples=40)
+@given(expressions(n_inputs=3, max_ops=6))
+def test_both_modes_and_second_order_pass_on_random_expressions(case):
+    fn, inputs = case
+    assert gradcheck(fn, inputs, modes=("rev", "fwd"), order=2)
+
+
+# A rule that ignores the incoming gradient g: right when g = 1 (at the output, in reverse
+# mode), wrong for any other tangent. Only forward mode feeds it one.
+_IGNORES_G = ops.Primitive("t_ignores_g", 1, lambda m, x: m.sin(x), lambda m, g, out, x: (m.cos(x),))
+
+
+def test_forward_mode_catches_a_rule_that_reverse_mode_misses():
+    fn = lambda x: apply(_IGNORES_G, x * 2.0)  # noqa: E731
+    assert gradcheck(fn, [0.4])
+    with pytest.raises(GradcheckError, match=r"gradcheck \(forward mode\) failed"):
+        gradcheck(fn, [0.4], modes=("rev", "fwd"))
+    assert not gradcheck(fn, [0.4], modes="fwd", raise_exception=False)
+
+
+# A rule whose derivative is right as a number but a constant in the graph: d/dx sin = cos(x.data),
+# so its second derivative is 0 instead of -sin x. Only order=2 looks.
+_FLAT = ops.Primitive("t_flat_sin", 1, lambda m, x: m.sin(x), lambda m, g, out, x: (g * ops.FLOAT_MATH.cos(_data(x)),))
+
+
+@pytest.mark.parametrize("modes", [("rev",), ("fwd",), ("rev", "fwd")])
+def test_order_two_catches_a_wrong_second_derivative(modes):
+    fn = lambda x: apply(_FLAT, x)  # noqa: E731
+    assert gradcheck(fn, [0.4], modes=modes)
+    with pytest.raises(GradcheckError, match=r"gradcheck of d/dx0 \((rev|fwd)\)"):
+        gradcheck(fn, [0.4], modes=modes, order=2)
+
+
+def test_order_three_checks_third_derivatives():
+    assert gradcheck(lambda x, y: (x * y).tanh() + x.atan() * y.exp(), [0.3, 0.8], modes=("rev", "fwd"), order=3)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"modes": ("sideways",)}, "modes must be a non-empty sequence of 'rev' and 'fwd'"),
+    ({"modes": ()}, "modes must be a non-empty sequence"),
+    ({"order": 0}, "order must be an int >= 1"),
+    ({"order": 1.5}, "order must be an int >= 1"),
+])
+def test_bad_modes_and_orders_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        gradcheck(lambda x: x * x, [1.0], **kwargs)
+
+
+def test_steps_stay_clear_of_kinks_that_are_not_points():
+    # floor's jumps are at the integers, a % b's on the lines a = k·b: the records measure the
+    # distance, so the numerical steps stop short of the jump 3e-7 away (they would cross it).
+    assert gradcheck(lambda x: apply(ops.FLOOR, x * 3.0) * x, [1.0 / 3.0 + 1e-7])
+    assert gradcheck(lambda a, b: apply(ops.MOD, a, b), [83.125, -0.5])
+
+
+def test_at_a_tie_the_split_gradient_is_what_central_differences_see():
+    # Why PyTorch splits a tie 0.5/0.5: it is the average of both sides, so gradcheck agrees.
+    assert gradcheck(lambda a, b: apply(ops.MAXIMUM, a, b) * a, [1.0, 1.0])

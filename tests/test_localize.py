@@ -31,6 +31,8 @@ def builtin_cases():
             continue
         op = ops.PRIMITIVES[name]
         for xs in SMOOTH_AT.get(name, POINTS[op.arity if op.arity in POINTS else -1]):
+            if op.arity in (-1, len(xs)) and not op.interior(*xs):
+                continue  # outside the record's interior (asin at 2.5, acosh at 0.7)
             cases.append(pytest.param(op, xs, id=f"{name}{xs}"))
     for c in (2.0, 0.5, -1.0, 3.0):
         cases.append(pytest.param(ops.pow_const(c), (1.3,), id=f"**{c}"))

@@ -130,8 +130,8 @@ def test_load_state_dict_errors():
 def test_repr_and_bad_arguments():
     text = repr(nn.MLP(2, [8, 1], "relu", "sigmoid", seed=0))
     assert "Layer(2 -> 8, relu)" in text and "Layer(8 -> 1, sigmoid)" in text and "33 parameters" in text
-    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
-        nn.MLP(2, [8, 1], "gelu")
+    with pytest.raises(ValueError, match="unknown activation 'swish'"):
+        nn.MLP(2, [8, 1], "swish")
     with pytest.raises(ValueError, match="at least one layer"):
         nn.MLP(2, [])
     with pytest.raises(ValueError, match="expects 2 inputs, got 3"):
@@ -202,3 +202,13 @@ def test_bce_on_saturated_probability_is_clipped_not_log_zero():
         assert p.grad == 0.0
     # a saturated sigmoid (exactly 1.0 in float64) does not raise either
     assert math.isfinite(nn.binary_cross_entropy(Value(40.0).sigmoid(), 0.0).data)
+
+
+@pytest.mark.parametrize("activation", [a for a in nn.ACTIVATIONS if a != "linear"])
+def test_every_activation_by_name_applies_its_value_method(activation):
+    model = nn.MLP(2, [3, 1], activation, "linear", seed=0)
+    x = [0.3, -0.7]
+    hidden = [getattr(n.preactivation(x), activation)().data for n in model.layers[0].neurons]
+    out = model.layers[1].neurons[0]
+    expected = sum(w.data * h for w, h in zip(out.w, hidden)) + out.b.data
+    assert model(x).data == pytest.approx(expected, rel=1e-12, abs=1e-15)

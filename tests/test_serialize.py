@@ -63,7 +63,7 @@ def mutate(fn):
     (mutate(lambda d: d.pop("architecture")), "missing the 'architecture'"),
     (mutate(lambda d: d["architecture"].update(sizes=[2, 0])), "sizes must be a non-empty list"),
     (mutate(lambda d: d["architecture"].update(nin="2")), "nin must be a positive integer"),
-    (mutate(lambda d: d["architecture"].update(activation="gelu")), "activation must be one of"),
+    (mutate(lambda d: d["architecture"].update(activation="swish")), "activation must be one of"),
     (mutate(lambda d: d["architecture"].update(sizes=[3, 1])), "has 9 parameters but 2-3-1 needs 13"),
     (mutate(lambda d: d["parameters"].pop("layers.1.neurons.0.b")), "first missing 'layers.1.neurons.0.b'"),
     (mutate(lambda d: d["parameters"].update({"layers.0.neurons.0.b": "0.5"})), "must be a finite number"),

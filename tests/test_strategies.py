@@ -33,6 +33,24 @@ MATH = {
     "sigmoid": lambda x: 1 / (1 + math.exp(-x)), "relu": lambda x: max(x, 0.0), "abs": builtins.abs,
     "softplus": lambda x: math.log(1 + math.exp(x)),
     "sum": lambda *xs: builtins.sum(xs), "st_cube": lambda x: x**3,
+    "binary_cross_entropy_with_logits": lambda z, t: math.log(1 + math.exp(z)) - z * t,
+    "tan": math.tan, "deg2rad": math.radians, "asin": math.asin, "acos": math.acos, "atan": math.atan, "sinh": math.sinh,
+    "cosh": math.cosh, "asinh": math.asinh, "acosh": math.acosh, "atanh": math.atanh, "log1p": math.log1p,
+    "expm1": math.expm1, "log2": math.log2, "log10": math.log10, "exp2": lambda x: 2.0**x, "erf": math.erf,
+    "erfc": math.erfc, "floor": math.floor, "ceil": math.ceil, "trunc": math.trunc, "round": builtins.round,
+    "sign": lambda x: math.copysign(1.0, x) if x else 0.0, "atan2": math.atan2, "hypot": math.hypot,
+    "maximum": builtins.max, "minimum": builtins.min, "logaddexp": lambda a, b: math.log(math.exp(a) + math.exp(b)),
+    "silu": lambda x: x / (1 + math.exp(-x)), "logsigmoid": lambda x: -math.log(1 + math.exp(-x)),
+    "softsign": lambda x: x / (1 + builtins.abs(x)),
+    "leaky_relu": lambda x, negative_slope=0.01: x if x > 0 else negative_slope * x,
+    "elu": lambda x, alpha=1.0: x if x > 0 else alpha * (math.exp(x) - 1),
+    "gelu": lambda x, approximate="none": (
+        0.5 * x * (1 + math.erf(x / math.sqrt(2))) if approximate == "none"
+        else 0.5 * x * (1 + math.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))),
+    "hardtanh": lambda x, min_val=-1.0, max_val=1.0: builtins.min(builtins.max(x, min_val), max_val),
+    "clamp": lambda x, min=None, max=None: builtins.min(  # noqa: A002
+        builtins.max(x, -math.inf if min is None else min), math.inf if max is None else max),
+    "where": lambda a, b, condition: a if condition else b,
 }
 SMALL = settings(max_examples=30, database=None, suppress_health_check=[HealthCheck.too_slow])
 

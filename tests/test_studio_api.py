@@ -208,7 +208,7 @@ BAD_CONFIG = [
     (b'{"lr": 0}', "lr"), (b'{"lr": "fast"}', "lr"), (b'{"lr": true}', "lr"), (b'{"hidden": [8, 8, 8, 8, 8]}', "hidden"),
     (json.dumps({"hidden": [8] * 1000}).encode(), "hidden"), (b'{"hidden": [100000]}', "hidden layer size"),
     (b'{"hidden": [0]}', "hidden layer size"), (b'{"hidden": "8"}', "hidden"), (b'{"task": "mnist"}', "task"),
-    (b'{"activation": "gelu"}', "activation"), (b'{"wobble": 1}', "unknown setting"),
+    (b'{"activation": "swish"}', "activation"), (b'{"wobble": 1}', "unknown setting"),
     (b'{"noise": -1}', "noise"), (b'{"test_size": 1.0}', "test_size"), (b'{"batch_size": 0}', "batch_size"),
     (b'{"lr": 0.5, "epochs": 0}', "epochs"),
     (b"\xff\xfe", "UTF-8"),

@@ -1,10 +1,14 @@
 """tinygrad_edu: a small, exact and fast scalar autograd engine, built to be read, seen and tested.
 
-``Value`` records the computation graph; ``backward()`` and ``grad()`` differentiate it.
+``Value`` records the computation graph; ``backward()`` and ``grad()`` differentiate it in reverse
+mode, ``jvp`` in forward mode; ``jacobian``, ``hessian`` and ``hvp`` build on both.
 """
 
-from .engine import Value, enable_grad, grad, is_grad_enabled, no_grad, sum
+from .engine import (
+    Value, atan2, clamp, enable_grad, grad, hypot, is_grad_enabled, logaddexp, maximum, minimum, no_grad, sum, where,
+)
 from .ops import PRIMITIVES, Primitive
+from .functional import hessian, hvp, jacobian, jvp, vjp
 
 __version__ = "0.1.0"
 
@@ -22,4 +26,9 @@ def __getattr__(name: str):
 def __dir__() -> list[str]:
     return sorted([*globals(), "primitive"])
 
-__all__ = ["Value", "grad", "no_grad", "enable_grad", "is_grad_enabled", "sum", "Primitive", "PRIMITIVES", "primitive"]
+
+__all__ = [
+    "Value", "grad", "no_grad", "enable_grad", "is_grad_enabled", "sum", "Primitive", "PRIMITIVES", "primitive",
+    "atan2", "hypot", "maximum", "minimum", "logaddexp", "clamp", "where",
+    "jvp", "vjp", "jacobian", "hessian", "hvp",
+]

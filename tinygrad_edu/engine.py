@@ -85,7 +85,7 @@ def _math_error(op: Primitive, inputs: Sequence[float], err: Exception, where: s
     if op.arity == -1:
         call = f"{op.name}({len(inputs)} inputs)"
     else:  # an infix operator gets (-8.0) ** 0.5, not the misleading -8.0 ** 0.5
-        infix = op.symbol is not None or op.postfix is not None
+        infix = op.notation in ("infix", "postfix")
         call = op.format(*(f"({x!r})" if infix and x < 0 else repr(x) for x in inputs))
     return type(err)(f"{where}{call}: {err}")
 
@@ -98,6 +98,11 @@ class Value:
     for a leaf) and ``parents`` its inputs, in order (``a + a`` has two parent slots).
     Arithmetic works with plain numbers on either side. ``==`` and hashing are by identity;
     ``<``, ``<=``, ``>``, ``>=`` compare ``data`` and return ``bool``.
+
+    The operators (``+ - * / % **``, unary ``-``, ``abs()``) and the methods ``exp()``,
+    ``log()``, ``tanh()``, ``leaky_relu(negative_slope=0.01)``, … each apply one primitive of the
+    table in :mod:`tinygrad_edu.ops`; they are made from its records (see ``_install``), so the
+    table is the one list of them.
     """
 
     __slots__ = ("data", "grad", "label", "_op", "_prev")
@@ -148,19 +153,6 @@ class Value:
         if type(other) is Value:
             return _pow(self, other)
         return apply(ops.pow_const(_to_float(other)), self)
-
-    def __neg__(self): return apply(ops.NEG, self)
-    def __abs__(self): return apply(ops.ABS, self)
-
-    def exp(self) -> Value: return apply(ops.EXP, self)
-    def log(self) -> Value: return apply(ops.LOG, self)
-    def sqrt(self) -> Value: return apply(ops.SQRT, self)
-    def tanh(self) -> Value: return apply(ops.TANH, self)
-    def sigmoid(self) -> Value: return apply(ops.SIGMOID, self)
-    def softplus(self) -> Value: return apply(ops.SOFTPLUS, self)
-    def relu(self) -> Value: return apply(ops.RELU, self)
-    def sin(self) -> Value: return apply(ops.SIN, self)
-    def cos(self) -> Value: return apply(ops.COS, self)
 
     def __lt__(self, other): return self.data < _data(other)
     def __le__(self, other): return self.data <= _data(other)
@@ -265,9 +257,6 @@ def _operator(op: Primitive, reflected: bool = False):
     return result
 
 
-for _name, _op in (("add", ops.ADD), ("sub", ops.SUB), ("mul", ops.MUL), ("truediv", ops.DIV)):
-    setattr(Value, f"__{_name}__", _operator(_op))
-    setattr(Value, f"__r{_name}__", _operator(_op, reflected=True))
 _pow = _operator(ops.POW)
 
 
@@ -277,6 +266,74 @@ def _rpow(self: Value, other: Number) -> Value:
 
 
 Value.__rpow__ = _rpow
+
+
+def _unary_method(op: Primitive):
+    def method(self) -> Value:
+        return apply(op, self)
+    return method
+
+
+def _family_method(family: ops.Family):
+    make = family.__call__
+
+    def method(self, *args, **params) -> Value:
+        return apply(make(*args, **params), self)
+    return method
+
+
+def _function(op: Primitive):
+    def function(*args: Value | Number) -> Value:
+        if len(args) != op.arity:
+            raise TypeError(f"{op.name}() takes {op.arity} inputs, got {len(args)}")
+        return apply(op, *args)
+    return function
+
+
+def _family_function(family: ops.Family):
+    make = family.__call__
+
+    def function(input: Value | Number, *args, **params) -> Value:  # noqa: A002  (PyTorch's name)
+        return apply(make(*args, **params), input)
+    return function
+
+
+def _install(namespace: dict) -> None:
+    """Give ``Value`` a method or operator, and this module a function, for every record of the
+    table that asks for one (``op.method``, ``op.function``)."""
+    def named(fn, name: str, owner: str, doc: str):
+        fn.__name__, fn.__qualname__, fn.__doc__ = name, f"{owner}{name}", doc
+        return fn
+
+    for op in ops.PRIMITIVES.values():
+        if op.params:
+            continue  # a family's default member: the family installs its method
+        what = f"The primitive {op.name!r} (ops.{op.name.upper()}): derivative {op.doc}. Domain: {op.domain}."
+        if op.method and op.method.startswith("__") and op.arity == 2:
+            reflected = "__r" + op.method[2:]
+            setattr(Value, op.method, named(_operator(op), op.method, "Value.", what))
+            setattr(Value, reflected, named(_operator(op, reflected=True), reflected, "Value.", what))
+        elif op.method:
+            setattr(Value, op.method, named(_unary_method(op), op.method, "Value.", what))
+        if op.function:
+            namespace[op.name] = named(_function(op), op.name, "", what)
+    for family in ops.FAMILIES.values():
+        what = f"The primitive {family.name!r} (ops.{family.name.upper()}), with parameters {family.params}."
+        if family.method:
+            setattr(Value, family.method, named(_family_method(family), family.method, "Value.", what))
+        if family.function:
+            namespace[family.name] = named(_family_function(family), family.name, "", what)
+
+
+_install(globals())
+
+
+def where(condition: bool, input: Value | Number, other: Value | Number) -> Value:  # noqa: A002
+    """``input`` where ``condition`` is true, else ``other``, as ``torch.where``: a node that
+    records the selection, so the gradient flows to the chosen input only. ``condition`` is a bool,
+    such as a comparison of Values (``x > 0``); the batched engine replays the branch taken when
+    it traced the function."""
+    return apply(ops.WHERE(condition), input, other)
 
 
 def sum(values: Iterable[Value | Number]) -> Value:  # noqa: A001  (mirrors torch.sum)
@@ -321,15 +378,9 @@ def _topological_order(roots: Sequence[Value], for_backward: bool) -> list[Value
 
 class _ValueMath:
     """The math namespace of ``ops`` for Values, so a derivative rule can build a graph itself
-    (higher-order gradients). Rules may mix Values and plain floats; floats are wrapped."""
-
-    def _unary(op: Primitive):  # noqa: N805  (runs once, in the class body)
-        return staticmethod(lambda x: apply(op, x))
-
-    exp, log, sqrt, tanh = _unary(ops.EXP), _unary(ops.LOG), _unary(ops.SQRT), _unary(ops.TANH)
-    sigmoid, relu, sin, cos = _unary(ops.SIGMOID), _unary(ops.RELU), _unary(ops.SIN), _unary(ops.COS)
-    softplus = _unary(ops.SOFTPLUS)
-    del _unary
+    (higher-order gradients). Rules may mix Values and plain floats; floats are wrapped. Each
+    function named like a primitive (``exp``, ``atan2``, ``mod``, …) applies that primitive; they
+    are added from the table below the class."""
 
     @staticmethod
     def pow(a, b):
@@ -337,7 +388,7 @@ class _ValueMath:
             return FLOAT_MATH.pow(a, b)
         return a**b  # Value ** anything, or number ** Value (the c ** x primitive)
 
-    # relu' and abs' are piecewise constant: their own derivative is 0, so constants are exact.
+    # Piecewise-constant functions: their own derivative is 0, so constants are exact (no node).
     @staticmethod
     def step(x):
         return FLOAT_MATH.step(_data(x))
@@ -347,12 +398,25 @@ class _ValueMath:
         return FLOAT_MATH.sign(_data(x))
 
     @staticmethod
+    def floordiv(a, b):
+        return FLOAT_MATH.floordiv(_data(a), _data(b))
+
+    @staticmethod
     def where(cond, a, b):
         return a if cond else b
 
     @staticmethod
     def add_n(xs):
         return sum(xs)
+
+
+def _value_math_function(op: Primitive):
+    return staticmethod(lambda *xs: apply(op, *xs))
+
+
+for _op in ops.PRIMITIVES.values():
+    if _op.arity in (1, 2) and not _op.params and not hasattr(_ValueMath, _op.name):
+        setattr(_ValueMath, _op.name, _value_math_function(_op))
 
 
 VALUE_MATH = _ValueMath()
@@ -431,4 +495,7 @@ def grad(
     return tuple(result)
 
 
-__all__ = ["Value", "grad", "no_grad", "enable_grad", "is_grad_enabled", "sum", "apply", "topological_order"]
+__all__ = [
+    "Value", "grad", "no_grad", "enable_grad", "is_grad_enabled", "sum", "apply", "topological_order", "where",
+    *(op.name for op in ops.PRIMITIVES.values() if op.function), *(f.name for f in ops.FAMILIES.values() if f.function),
+]

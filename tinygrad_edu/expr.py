@@ -1,7 +1,7 @@
 """Safe arithmetic expressions: turn text like ``"tanh(x*w + b)"`` into a ``Value`` graph.
 
 The text is parsed with Python's :mod:`ast` and checked against a whitelist (numbers, variable
-names, ``+ - * / **``, unary ``-``/``+``, and the call-style primitives of :mod:`tinygrad_edu.ops`
+names, ``+ - * / % **``, unary ``-``/``+``, and the call-style primitives of :mod:`tinygrad_edu.ops`
 as functions) before anything is evaluated; nothing is ever passed to ``eval``.
 """
 
@@ -26,7 +26,7 @@ MAX_DEPTH = 200
 #: Largest accepted magnitude of a constant exponent, as in ``x ** 3``.
 MAX_EXPONENT = 1000.0
 
-_BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**"}
+_BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Mod: "%", ast.Pow: "**"}
 _UNARY = {ast.USub: "-", ast.UAdd: "+"}
 # Plain-language names for the constructs people most often try, for the error message.
 _FORBIDDEN = {
@@ -66,12 +66,15 @@ class UndefinedVariableError(ExpressionError):
 
 
 def functions() -> dict[str, ops.Primitive]:
-    """The functions an expression may call: every one-input primitive written as a call
-    (``exp``, ``log``, ``tanh``, ``relu``, …, and ``abs``), read from the primitive table."""
+    """The functions an expression may call: every primitive written as a call (``exp``, ``log``,
+    ``tanh``, ``abs``, ``atan2``, ``sum``, …), read from the primitive table. A parametrised one
+    (``leaky_relu``) appears as its default member and takes its parameters as keywords
+    (``leaky_relu(x, negative_slope=0.2)``); ``where`` is left out (its condition would need a
+    comparison, which expressions do not have)."""
     return {
         name: op
         for name, op in ops.PRIMITIVES.items()
-        if op.arity == 1 and op.symbol is None and op.prefix is None and op.postfix is None
+        if op.is_call and not any(v is ops.REQUIRED for v in getattr(ops.FAMILIES.get(name), "params", {}).values())
     }
 
 
@@ -90,6 +93,32 @@ def _not_text(text: str) -> str | None:
     if 0xDC80 <= code <= 0xDCFF:  # how Python passes on a command-line byte that is not UTF-8
         return where + f"the byte 0x{code - 0xDC00:02x} is not UTF-8 text"
     return where + f"U+{code:04X} is a lone surrogate, not a character"
+
+
+def _arity_text(op: ops.Primitive) -> str:
+    if op.arity == -1:
+        return "one or more arguments"
+    return "exactly one argument" if op.arity == 1 else f"exactly {op.arity} arguments"
+
+
+def _parameter(node: ast.AST) -> object:
+    """The value of a keyword argument: a number, a string or None, written as a constant."""
+    number = _constant(node)
+    if number is not None:
+        return number
+    if isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, str)):
+        return node.value
+    raise ExpressionError(f"{_where(node)}a parameter must be a number, a string or None")
+
+
+def _call_op(node: ast.Call, op: ops.Primitive) -> ops.Primitive:
+    """The primitive a checked call applies: ``op``, or its family's member for the keywords."""
+    if not node.keywords:
+        return op
+    try:
+        return ops.FAMILIES[op.name](**{k.arg: _parameter(k.value) for k in node.keywords})
+    except (TypeError, ValueError) as err:
+        raise ExpressionError(f"{_where(node)}{err}") from None
 
 
 def _where(node: ast.AST) -> str:
@@ -121,6 +150,8 @@ def _constant(node: ast.AST) -> float | None:
                 return ops.FLOAT_MATH.pow(left, right)
             if op is ast.Div:
                 return left / right
+            if op is ast.Mod:
+                return ops.FLOAT_MATH.mod(left, right)
             return left + right if op is ast.Add else left - right if op is ast.Sub else left * right
         except (ArithmeticError, ValueError):
             return math.inf
@@ -162,8 +193,9 @@ class Expression:
         if isinstance(node, ast.UnaryOp):
             operand = self._eval(node.operand, leaves)
             return -operand if isinstance(node.op, ast.USub) else operand
-        if isinstance(node, ast.Call):
-            return engine.apply(ops.PRIMITIVES[node.func.id], self._eval(node.args[0], leaves))  # checked by _check
+        if isinstance(node, ast.Call):  # checked by _check
+            op = _call_op(node, ops.PRIMITIVES[node.func.id])
+            return engine.apply(op, *(self._eval(a, leaves) for a in node.args))
         left = self._eval(node.left, leaves)
         if isinstance(node.op, ast.Pow):
             exponent = _constant(node.right)
@@ -179,6 +211,8 @@ class Expression:
             return left * right
         if isinstance(op, ast.Div):
             return left / right
+        if isinstance(op, ast.Mod):
+            return left % right
         return left**right
 
     def __call__(self, **values: Union[float, Value]) -> Value:
@@ -188,7 +222,7 @@ class Expression:
 
 def compile_expression(text: str) -> Expression:
     """Parse and check ``text``; raise :class:`ExpressionError` (one line, saying what is not
-    allowed) for anything beyond numbers, names, ``+ - * / **``, unary minus and the primitive
+    allowed) for anything beyond numbers, names, ``+ - * / % **``, unary minus and the primitive
     functions (see :func:`functions`), for nesting deeper than ``MAX_DEPTH`` and for constant
     exponents larger than ``MAX_EXPONENT`` in magnitude (``9**9**9``). Nothing is evaluated here."""
     if not isinstance(text, str):
@@ -254,9 +288,9 @@ def _check(node: ast.AST, allowed_functions: Mapping[str, ops.Primitive], names:
         names.add(node.id)
     elif isinstance(node, ast.BinOp):
         if type(node.op) not in _BINARY:
-            symbol = {ast.Mod: "%", ast.FloorDiv: "//", ast.MatMult: "@", ast.LShift: "<<", ast.RShift: ">>",
+            symbol = {ast.FloorDiv: "//", ast.MatMult: "@", ast.LShift: "<<", ast.RShift: ">>",
                       ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^"}.get(type(node.op), type(node.op).__name__)
-            raise ExpressionError(f"{where}the operator {symbol} is not supported; use + - * / **")
+            raise ExpressionError(f"{where}the operator {symbol} is not supported; use + - * / % **")
         if isinstance(node.op, ast.Pow):
             exponent = _constant(node.right)
             if exponent is not None and not abs(exponent) <= MAX_EXPONENT:
@@ -277,13 +311,21 @@ def _check(node: ast.AST, allowed_functions: Mapping[str, ops.Primitive], names:
             raise ExpressionError(
                 f"{where}unknown function {func.id}; the functions are {', '.join(sorted(allowed_functions))}"
             )
-        if node.keywords or len(node.args) != 1:
-            raise ExpressionError(f"{where}{func.id} takes exactly one argument, as in {func.id}(x)")
+        op = allowed_functions[func.id]
+        if (len(node.args) != op.arity and op.arity != -1) or not node.args:
+            example = ", ".join(["x", "y", "z"][: max(op.arity, 1)])
+            raise ExpressionError(f"{where}{func.id} takes {_arity_text(op)}, as in {func.id}({example})")
+        family = ops.FAMILIES.get(func.id)
+        for keyword in node.keywords:
+            if family is None or keyword.arg not in family.params:
+                known = f"; its parameters are {', '.join(family.params)}" if family else ""
+                raise ExpressionError(f"{where}{func.id} has no parameter {keyword.arg}{known}")
+        _call_op(node, op)  # reject bad parameter values now, not at evaluation
     elif isinstance(node, (ast.operator, ast.unaryop, ast.expr_context)):
         pass  # the operator tokens and Load context of nodes accepted above
     else:
         what = _FORBIDDEN.get(type(node), type(node).__name__)
-        raise ExpressionError(f"{where}{what} not allowed; use numbers, names, + - * / ** and functions like tanh(x)")
+        raise ExpressionError(f"{where}{what} not allowed; use numbers, names, + - * / % ** and functions like tanh(x)")
 
 
 def parse_expression(text: str, variables: Mapping[str, Union[float, Value]]) -> Value:

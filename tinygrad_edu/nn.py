@@ -18,8 +18,12 @@ from .engine import sum as vsum
 Number = Union[int, float]
 Input = Sequence[Union[Value, Number]]
 
-#: The activations a layer may use. ``linear`` is the identity.
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear")
+#: The activations a layer may use, each the ``Value`` method of that name (PyTorch's defaults:
+#: ``leaky_relu``'s slope 0.01, ``elu``'s alpha 1, exact ``gelu``). ``linear`` is the identity.
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "linear", "leaky_relu", "elu", "gelu", "silu", "softplus", "softsign",
+               "hardtanh", "logsigmoid")
+#: The ReLU-like activations, which zero (or nearly zero) half their inputs: He initialisation.
+_RELU_LIKE = ("relu", "leaky_relu", "elu", "gelu", "silu")
 
 #: Keras's ``epsilon()``: probabilities are clipped to ``[EPSILON, 1 - EPSILON]`` before the log.
 EPSILON = 1e-7
@@ -116,21 +120,18 @@ def _check_activation(activation: str | None) -> str:
 
 def init_limit(activation: str, fan_in: int, fan_out: int) -> float:
     """Half-width of the uniform initialisation: He (Kaiming) uniform ``sqrt(6 / fan_in)`` for
-    ReLU, which keeps the signal's variance through layers that zero half their inputs; Glorot
+    ReLU and its relatives (leaky_relu, elu, gelu, silu), which keep the signal's variance through
+    layers that zero about half their inputs; Glorot
     (Xavier) uniform ``sqrt(6 / (fan_in + fan_out))`` for tanh, sigmoid and linear."""
-    if activation == "relu":
+    if activation in _RELU_LIKE:
         return math.sqrt(6.0 / fan_in)
     return math.sqrt(6.0 / (fan_in + fan_out))
 
 
 def _activate(z: Value, activation: str) -> Value:
-    if activation == "relu":
-        return z.relu()
-    if activation == "tanh":
-        return z.tanh()
-    if activation == "sigmoid":
-        return z.sigmoid()
-    return z
+    if activation == "linear":
+        return z
+    return getattr(z, activation)()  # checked against ACTIVATIONS when the layer was made
 
 
 class Neuron(Module):

@@ -14,7 +14,7 @@ from typing import Any
 
 # Precedence: higher binds tighter.
 _WHERE, _CMP, _ADD, _MUL, _NEG, _POW, _ATOM = range(7)
-_BINARY = {"+": _ADD, "-": _ADD, "*": _MUL, "/": _MUL, "**": _POW}
+_BINARY = {"+": _ADD, "-": _ADD, "*": _MUL, "/": _MUL, "%": _MUL, "//": _MUL, "**": _POW}
 
 
 class Expr:
@@ -77,7 +77,8 @@ def _binary(op: str, a, b) -> Expr:
     x, y = _value(a), _value(b)
     if x is not None and y is not None:
         try:
-            return _number({"+": x + y, "-": x - y, "*": x * y, "/": x / y if y else math.nan, "**": x**y}[op])
+            return _number({"+": x + y, "-": x - y, "*": x * y, "/": x / y if y else math.nan, "**": x**y,
+                            "%": x % y if y else math.nan, "//": x // y if y else math.nan}[op])
         except (ArithmeticError, ValueError):
             pass
     if op == "*":
@@ -174,7 +175,22 @@ class SymbolicMath:
     sin, cos, tanh = _call("sin"), _call("cos"), _call("tanh")
     sigmoid, softplus, relu = _call("sigmoid"), _call("softplus"), _call("relu")
     step, sign = _call("step"), _call("sign")  # step(x): 1 where x > 0 else 0; sign(x): -1, 0 or 1
+    tan, asin, acos, atan = _call("tan"), _call("asin"), _call("acos"), _call("atan")
+    sinh, cosh, asinh, acosh, atanh = _call("sinh"), _call("cosh"), _call("asinh"), _call("acosh"), _call("atanh")
+    log1p, expm1, log2, log10, exp2 = _call("log1p"), _call("expm1"), _call("log2"), _call("log10"), _call("exp2")
+    erf, erfc, floor, ceil = _call("erf"), _call("erfc"), _call("floor"), _call("ceil")
+    trunc, round = _call("trunc"), _call("round")
+    atan2, hypot, logaddexp = _call("atan2"), _call("hypot"), _call("logaddexp")
+    maximum, minimum = _call("maximum"), _call("minimum")
     del _call
+
+    @staticmethod
+    def mod(a, b) -> Expr:
+        return _binary("%", a, b)
+
+    @staticmethod
+    def floordiv(a, b) -> Expr:
+        return _binary("//", a, b)
 
     @staticmethod
     def pow(a, b) -> Expr:

@@ -60,13 +60,76 @@ class NumpyMath:
         # log, sin and cos may also differ from the C library's by an ulp, on CPUs where NumPy uses
         # SIMD versions, e.g. AVX-512; the rules do not magnify those past 1e-12, which is what the
         # tests check against the scalar engine.)
-        x = np.asarray(x, dtype=np.float64)
-        return np.fromiter(map(math.tanh, x.ravel().tolist()), np.float64, x.size).reshape(x.shape)
+        return _elementwise(math.tanh, x)
 
     sin = staticmethod(np.sin)
     cos = staticmethod(np.cos)
     sign = staticmethod(np.sign)
     where = staticmethod(np.where)
+    atan = staticmethod(np.arctan)
+    asinh = staticmethod(np.arcsinh)
+    floor = staticmethod(np.floor)
+    ceil = staticmethod(np.ceil)
+    trunc = staticmethod(np.trunc)
+    round = staticmethod(np.rint)  # halves to even, like FLOAT_MATH.round and torch.round
+    atan2 = staticmethod(np.arctan2)
+    hypot = staticmethod(np.hypot)
+    maximum = staticmethod(np.maximum)  # NaN if either input is NaN, like FLOAT_MATH's
+    minimum = staticmethod(np.minimum)
+    floordiv = staticmethod(np.floor_divide)
+
+    # Functions with a domain or a range: checked like log (a domain error or an overflow raises).
+    def tan(self, x):
+        return self._call("tan", np.tan, x)
+
+    def asin(self, x):
+        return self._call("asin", np.arcsin, x)
+
+    def acos(self, x):
+        return self._call("acos", np.arccos, x)
+
+    def sinh(self, x):
+        return self._call("sinh", np.sinh, x)
+
+    def cosh(self, x):
+        return self._call("cosh", np.cosh, x)
+
+    def acosh(self, x):
+        return self._call("acosh", np.arccosh, x)
+
+    def atanh(self, x):
+        return self._call("atanh", np.arctanh, x)
+
+    def log1p(self, x):
+        return self._call("log1p", np.log1p, x)
+
+    def expm1(self, x):
+        return self._call("expm1", np.expm1, x)
+
+    def log2(self, x):
+        return self._call("log2", np.log2, x)
+
+    def log10(self, x):
+        return self._call("log10", np.log10, x)
+
+    def exp2(self, x):
+        return self._call("exp2", np.exp2, x)
+
+    def mod(self, a, b):
+        return self._call("mod", np.remainder, a, b)  # Python's sign rule, like FLOAT_MATH.mod
+
+    @staticmethod
+    def logaddexp(a, b):
+        return np.logaddexp(a, b)
+
+    # NumPy has no erf: the C library's, element by element (as tanh above).
+    @staticmethod
+    def erf(x):
+        return _elementwise(math.erf, x)
+
+    @staticmethod
+    def erfc(x):
+        return _elementwise(math.erfc, x)
 
     @staticmethod
     def sigmoid(x):
@@ -125,6 +188,12 @@ class NumpyMath:
         for x in xs[1:]:
             total = total + x
         return total
+
+
+def _elementwise(fn: Callable[[float], float], x) -> np.ndarray:
+    """The C library's ``fn`` applied to every element of ``x``."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.fromiter(map(fn, x.ravel().tolist()), np.float64, x.size).reshape(x.shape)
 
 
 # 0-d arrays: as operands of ufuncs they cost less than Python floats, with the same result.

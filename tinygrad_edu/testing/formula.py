@@ -10,31 +10,31 @@ from typing import Sequence
 from .. import ops
 from ..engine import Value, topological_order
 
-_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "**": 4}
 _ATOM = 9
 
 
 def format_op(op: ops.Primitive, args: Sequence[tuple[str, int]]) -> tuple[str, int]:
     """Render ``op`` applied to already-rendered ``(text, precedence)`` arguments as readable math
-    with only the parentheses that are needed: ``x0*x1 + exp(x2)``. Returns ``(text, precedence)``."""
-    if op.symbol is not None and len(args) == 2:
-        prec = _PRECEDENCE.get(op.symbol, 1)
+    with only the parentheses that are needed: ``x0*x1 + exp(x2)``. Returns ``(text, precedence)``.
+    The notation and precedence come from the op's record (:class:`~tinygrad_edu.ops.Primitive`)."""
+    if op.notation == "infix" and len(args) == 2:
+        prec = op.precedence
         (a, pa), (b, pb) = args
         right_assoc = op.symbol == "**"
         if pa < prec or (right_assoc and pa == prec):
             a = f"({a})"
-        if pb < prec or (not right_assoc and pb == prec and op.symbol in "-/"):
+        if pb < prec or (not right_assoc and pb == prec and op.symbol not in ("+", "*")):
             b = f"({b})"
         sep = f" {op.symbol} " if prec == 1 else op.symbol
         return f"{a}{sep}{b}", prec
-    if op.prefix is not None:
+    if op.notation == "prefix":
         (a, pa), = args
-        bare = pa >= 3 and not a.startswith(op.prefix)  # -(-x), not --x
-        return (f"{op.prefix}{a}" if bare else f"{op.prefix}({a})"), 3
-    if op.postfix is not None:
+        bare = pa >= op.precedence and not a.startswith(op.symbol)  # -(-x), not --x
+        return (f"{op.symbol}{a}" if bare else f"{op.symbol}({a})"), op.precedence
+    if op.notation == "postfix":
         (a, pa), = args
-        return (f"{a}" if pa > 4 else f"({a})") + op.postfix.replace(" ", ""), 4
-    return f"{op.name}({', '.join(a for a, _ in args)})", _ATOM
+        return (f"{a}" if pa > op.precedence else f"({a})") + op.symbol.replace(" ", ""), op.precedence
+    return op.format(*(a for a, _ in args)), _ATOM
 
 
 def _leaf_text(v: float) -> tuple[str, int]:

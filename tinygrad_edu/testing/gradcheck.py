@@ -15,17 +15,16 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from .. import ops
-from ..engine import Value, grad, no_grad, topological_order
+from ..engine import Value, enable_grad, grad, no_grad, topological_order
 from . import kinks, localize, numeric
 from .formula import format_op, formula
 
 Fn = Callable[..., Value]
 
 #: Built-in primitives whose forward rule also computes correctly on complex numbers, so the
-#: complex-step method applies (``abs`` is not analytic; custom primitives take floats only).
-COMPLEX_STEP_OPS = frozenset(
-    ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "tanh", "sigmoid", "softplus", "relu", "sin", "cos", "sum"]
-)
+#: complex-step method applies (their records say ``complex_step=True``; ``abs`` is not analytic,
+#: custom primitives take floats only).
+COMPLEX_STEP_OPS = frozenset(name for name, op in ops.PRIMITIVES.items() if op.complex_step)
 
 
 class GradcheckError(AssertionError):
@@ -140,10 +139,40 @@ def _reference(f: Callable[[float], float], x: float, analytic: float, agrees, e
 
 
 class _ComplexMath:
-    """The ops math namespace on complex numbers, for the complex-step derivative."""
+    """The ops math namespace on complex numbers, for the complex-step derivative. Only the
+    primitives whose record says ``complex_step=True`` are replayed with it."""
 
     exp, log, sqrt = staticmethod(cmath.exp), staticmethod(cmath.log), staticmethod(cmath.sqrt)
-    tanh, sin, cos = staticmethod(cmath.tanh), staticmethod(cmath.sin), staticmethod(cmath.cos)
+    tanh, sin, cos, tan = staticmethod(cmath.tanh), staticmethod(cmath.sin), staticmethod(cmath.cos), staticmethod(cmath.tan)
+    asin, acos, atan = staticmethod(cmath.asin), staticmethod(cmath.acos), staticmethod(cmath.atan)
+    sinh, cosh, asinh = staticmethod(cmath.sinh), staticmethod(cmath.cosh), staticmethod(cmath.asinh)
+    acosh, atanh, log10 = staticmethod(cmath.acosh), staticmethod(cmath.atanh), staticmethod(cmath.log10)
+
+    @staticmethod
+    def log2(z):
+        return cmath.log(z) / ops.LN2
+
+    @staticmethod
+    def exp2(z):
+        return cmath.exp(z * ops.LN2)
+
+    @staticmethod
+    def log1p(z):
+        # log|1 + z| + i arg(1 + z), the real part through log1p so a tiny z keeps its precision.
+        x, y = z.real, z.imag
+        return complex(0.5 * math.log1p(x * (2.0 + x) + y * y), math.atan2(y, 1.0 + x))
+
+    @staticmethod
+    def expm1(z):
+        # exp(x + iy) - 1 = expm1(x) cos y - 2 sin²(y/2) + i exp(x) sin y: no cancellation for a tiny z.
+        x, y = z.real, z.imag
+        return complex(math.expm1(x) * math.cos(y) - 2.0 * math.sin(y / 2) ** 2, math.exp(x) * math.sin(y))
+
+    @staticmethod
+    def logaddexp(a, b):
+        if a.real < b.real:
+            a, b = b, a
+        return a + _ComplexMath.log1p(cmath.exp(b - a))
 
     @staticmethod
     def sigmoid(z):
@@ -173,9 +202,7 @@ _COMPLEX_MATH = _ComplexMath()
 
 
 def _supports_complex_step(op: ops.Primitive) -> bool:
-    if op.exponent is not None:  # ops.pow_const(c)
-        return op is ops.pow_const(op.exponent)
-    return op.name in COMPLEX_STEP_OPS and ops.PRIMITIVES.get(op.name) is op
+    return op.complex_step
 
 
 def _complex_step(out: Value, xs: list[Value]) -> list[float]:
@@ -366,6 +393,8 @@ def gradcheck(
     raise_exception: bool = True,
     method: str = "central",
     fast_mode: bool = False,
+    modes: Sequence[str] = ("rev",),
+    order: int = 1,
 ) -> bool:
     """Check the engine's gradient of ``fn`` at ``inputs`` against a float64 numerical one.
 
@@ -385,6 +414,12 @@ def gradcheck(
     on complex numbers: exact to rounding, but only when every op supports complex input (not
     ``abs`` or custom primitives), and blind to a graph that ``fn`` cut.
 
+    ``modes`` chooses how the engine computes the gradient being checked: ``"rev"`` (reverse
+    mode, ``grad``) and/or ``"fwd"`` (forward mode, one ``jvp`` per input), like JAX's
+    ``check_grads``. ``order=k`` also checks derivatives up to the k-th: each partial derivative,
+    computed in each mode with ``create_graph=True``, is itself checked the same way (``order=2``
+    checks the Hessian in every combination of modes).
+
     ``fast_mode=True`` first checks one directional derivative along a pseudo-random direction
     (one numerical derivative instead of one per input) and runs the full check only if it fails.
 
@@ -396,22 +431,70 @@ def gradcheck(
     point = _check_inputs(inputs, eps, atol, rtol)
     if method not in ("central", "complex"):
         raise ValueError(f"method must be 'central' or 'complex', got {method!r}")
-    xs, out = _trace(fn, point, _labels(inputs))
-    analytic = [0.0 if g is None else g.data for g in grad(out, xs, allow_unused=True)]
+    modes = (modes,) if isinstance(modes, str) else tuple(modes)
+    if not modes or any(mode not in ("rev", "fwd") for mode in modes):
+        raise ValueError(f"modes must be a non-empty sequence of 'rev' and 'fwd', got {modes!r}")
+    if isinstance(order, bool) or not isinstance(order, int) or order < 1:
+        raise ValueError(f"order must be an int >= 1, got {order!r}")
+    return _gradcheck(fn, point, _labels(inputs), eps, atol, rtol, raise_exception, method, fast_mode, modes, order,
+                      "gradcheck")
+
+
+def _analytic(out: Value, xs: list[Value], mode: str) -> list[float]:
+    """The engine's gradient of ``out``: one reverse sweep (``"rev"``), or one forward sweep per
+    input (``"fwd"``, :mod:`tinygrad_edu.functional`'s tangents)."""
+    if mode == "rev":
+        return [0.0 if g is None else g.data for g in grad(out, xs, allow_unused=True)]
+    from ..functional import _push_forward  # forward mode, on the graph already traced
+
+    order = topological_order(out)
+    return [0.0 if t is None else float(t) for x in xs for t in _push_forward([out], {x: 1.0}, False, order)]
+
+
+def _partial(fn: Fn, i: int, mode: str) -> Fn:
+    """The function ``d fn / d x_i`` of the same inputs, as a Value with a graph (reverse mode
+    through ``grad(create_graph=True)``, forward mode through ``jvp(create_graph=True)``)."""
+    from ..functional import jvp
+
+    def derivative(*vs: Value) -> Value:
+        with enable_grad():  # also on the plain-float path of the numerical derivative
+            if mode == "rev":
+                (g,) = grad(_call(fn, list(vs)), vs[i], create_graph=True, allow_unused=True)
+            else:
+                g = jvp(fn, vs, [1.0 if j == i else 0.0 for j in range(len(vs))], create_graph=True)[1]
+            return vs[i] * 0.0 if g is None else g  # 0: fn does not depend on x_i
+    return derivative
+
+
+def _gradcheck(fn: Fn, point: list[float], labels, eps: float | None, atol: float, rtol: float,
+               raise_exception: bool, method: str, fast_mode: bool, modes: tuple[str, ...], order: int,
+               kind: str) -> bool:
+    xs, out = _trace(fn, point, labels)
     hits = kinks.kinks_along(out, xs)
     agrees = _agrees(atol, rtol)
-    if fast_mode and method == "central" and not any(h.at for per in hits for h in per):
-        if _fast_check(fn, point, analytic, agrees, eps):
-            return True
-    if method == "complex":
-        rows = [_Row(x.label, x.data, a, n, atol, rtol) for x, a, n in zip(xs, analytic, _complex_step(out, xs))]
-    else:
-        f = lambda p: _evaluate(fn, p)  # noqa: E731
-        checks = [_reference(_along(f, point, i), point[i], analytic[i], agrees, eps, kinks.step_limits(hits[i]), x.label)
-                  for i, x in enumerate(xs)]
-        rows = [_Row(x.label, x.data, a, c.value, atol, rtol, c) for x, a, c in zip(xs, analytic, checks)]
-    return _verdict("gradcheck", out, xs, rows, "input", _method_text(method, eps), atol, rtol, raise_exception,
-                    hits, fn)
+    for mode in modes:
+        analytic = _analytic(out, xs, mode)
+        if fast_mode and method == "central" and not any(h.at for per in hits for h in per):
+            if _fast_check(fn, point, analytic, agrees, eps):
+                continue
+        if method == "complex":
+            rows = [_Row(x.label, x.data, a, n, atol, rtol) for x, a, n in zip(xs, analytic, _complex_step(out, xs))]
+        else:
+            f = lambda p: _evaluate(fn, p)  # noqa: E731
+            checks = [_reference(_along(f, point, i), point[i], analytic[i], agrees, eps, kinks.step_limits(hits[i]),
+                                 x.label) for i, x in enumerate(xs)]
+            rows = [_Row(x.label, x.data, a, c.value, atol, rtol, c) for x, a, c in zip(xs, analytic, checks)]
+        name = kind if modes == ("rev",) else f"{kind} ({'reverse' if mode == 'rev' else 'forward'} mode)"
+        if not _verdict(name, out, xs, rows, "input", _method_text(method, eps), atol, rtol, raise_exception,
+                        hits, fn):
+            return False
+    if order > 1:
+        for i in range(len(xs)):
+            for mode in modes:
+                if not _gradcheck(_partial(fn, i, mode), point, labels, eps, atol, rtol, raise_exception, "central",
+                                  fast_mode, modes, order - 1, f"{kind} of d/d{xs[i].label} ({mode})"):
+                    return False
+    return True
 
 
 def gradgradcheck(

@@ -39,38 +39,11 @@ KINK_MARGIN = 0.05
 POW_CONST_EXPONENTS = (2.0, 3.0, 0.5, -1.0, 1.5)
 
 
-def _anywhere(*xs: float) -> bool:
-    return True
-
-
 #: Where drawn points may put each built-in operation's inputs, by primitive name: inside its
 #: domain with a margin, where its derivative is well-conditioned (log and sqrt not near 0, no
-#: division by nearly 0, exp not near overflow). Kinks and the VALUE_BOUND apply on top of these.
-DOMAINS: dict[str, Callable[..., bool]] = {
-    "add": _anywhere,
-    "sub": _anywhere,
-    "mul": _anywhere,
-    "div": lambda a, b: abs(b) >= 0.25,
-    "pow": lambda a, b: 0.25 <= a <= 10.0 and abs(b) <= 3.0,
-    "neg": _anywhere,
-    "abs": _anywhere,
-    "exp": lambda x: x <= 4.0,
-    "log": lambda x: x >= 0.1,
-    "sqrt": lambda x: x >= 0.1,
-    "tanh": _anywhere,
-    "sigmoid": _anywhere,
-    "softplus": _anywhere,
-    "relu": _anywhere,
-    "sin": _anywhere,
-    "cos": _anywhere,
-    "sum": _anywhere,
-}
-
-
-def _pow_const_domain(c: float) -> Callable[[float], bool]:
-    if c == int(c):
-        return _anywhere if c >= 0 else (lambda x: abs(x) >= 0.25)
-    return lambda x: 0.25 <= x <= 10.0  # a fractional power needs x > 0; keep its derivative tame
+#: division by nearly 0, exp not near overflow). Read from each record's ``interior``; kinks and
+#: the VALUE_BOUND apply on top of these.
+DOMAINS: dict[str, Callable[..., bool]] = {name: ops.PRIMITIVES[name].interior for name in ops.BUILTIN_NAMES}
 
 
 def _custom_domain(op: CustomPrimitive) -> Callable[..., bool]:
@@ -81,20 +54,18 @@ def _custom_domain(op: CustomPrimitive) -> Callable[..., bool]:
 
 
 def domain_of(op: ops.Primitive) -> Callable[..., bool]:
-    """The predicate on an operation's inputs that drawn points satisfy: :data:`DOMAINS` for a
-    built-in, the declared ``domain`` for a custom primitive, ``x ** c`` by its exponent, and
-    anywhere for other primitives (their forward rule still has to succeed)."""
+    """The predicate on an operation's inputs that drawn points satisfy: the declared ``domain``
+    for a custom primitive, the record's ``interior`` for every other one (``x ** c`` by its
+    exponent)."""
     if isinstance(op, CustomPrimitive):
         return _custom_domain(op)
-    if op.exponent is not None:  # ops.pow_const(c)
-        return _pow_const_domain(op.exponent)
-    return DOMAINS.get(op.name, _anywhere)
+    return op.interior
 
 
 def _smooth_at(op: ops.Primitive, xs: Sequence[float]) -> float | None:
     """``op``'s output at ``xs`` if the point is well inside its domain, away from kinks and
     within bounds; else None."""
-    if any(abs(x - k) < KINK_MARGIN for x in xs for k in op.kinks):
+    if op.kink_distance(*xs) < KINK_MARGIN:
         return None
     if not domain_of(op)(*xs):
         return None
@@ -230,15 +201,17 @@ class Expression:
 OpLike = Union[str, ops.Primitive, Callable]
 
 #: The names of the built-in primitives (the table as ops.py defines it); "pow_const" stands for
-#: ``x ** c`` with c from :data:`POW_CONST_EXPONENTS`.
-BUILTIN_OPS = ("add", "sub", "mul", "div", "pow", "neg", "abs", "exp", "log", "sqrt", "tanh", "sigmoid",
-               "softplus", "relu", "sin", "cos", "sum", "pow_const")
+#: ``x ** c`` with c from :data:`POW_CONST_EXPONENTS`, and a parametrised primitive's name
+#: (``leaky_relu``) for its family's example members.
+BUILTIN_OPS = (*ops.BUILTIN_NAMES, "pow_const")
 
 
 def _resolve(op: OpLike) -> list[ops.Primitive]:
     if op == "pow_const":
         return [ops.pow_const(c) for c in POW_CONST_EXPONENTS]
     if isinstance(op, str):
+        if op in ops.FAMILIES:
+            return ops.FAMILIES[op].members()
         if op not in ops.PRIMITIVES:
             raise ValueError(f"unknown primitive {op!r}; known: {', '.join(sorted(ops.PRIMITIVES))}, pow_const")
         return [ops.PRIMITIVES[op]]

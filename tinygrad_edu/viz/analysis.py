@@ -186,14 +186,9 @@ def health(g: float, vanishing: float = VANISHING, exploding: float = EXPLODING)
     return None
 
 
-def _is_call(op) -> bool:
-    """True when ``op`` prints as a call, ``name(x)``, rather than with an operator sign."""
-    return op.format("x") == f"{op.name}(x)"
-
-
 def op_sign(op) -> str:
     """The short mark of an operation for a small node: ``*`` for mul, ``** 2``, ``tanh``."""
-    if _is_call(op) or op.arity == -1:
+    if op.is_call or op.arity == -1:
         return op.name
     return op.format(*[""] * op.arity).strip("() ") or op.name
 
@@ -210,7 +205,7 @@ def short_names(values: list[Value], digits: int = 4, limit: int = 24) -> dict[V
         else:
             args = [names[p] for p in v.parents]
             if all(args) and v.op.arity != -1:
-                if _is_call(v.op):  # drop (..) inside f(..)
+                if v.op.is_call:  # drop (..) inside f(..)
                     args = [a[1:-1] if a.startswith("(") and a.endswith(")") else a for a in args]
                 text = v.op.format(*args)
                 names[v] = text if len(text) <= limit else ""
