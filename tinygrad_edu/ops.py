@@ -82,6 +82,7 @@ class Primitive:
     kinks_at: Callable[..., float] | None = None
     convention: str = ""
     complex_step: bool = False
+    continuous: bool = True  # False where the function jumps (floor, mod, atan2's cut), not only bends
     params: tuple[tuple[str, Any], ...] = ()
     exponent: float | None = None  # set on the x ** c family (pow_const): c
     base: float | None = None  # set on the c ** x family (rpow_const): c
@@ -253,7 +254,7 @@ DIV = Primitive(
 MOD = Primitive(
     "mod", 2, lambda m, a, b: m.mod(a, b), lambda m, g, out, a, b: (g, -g * m.floordiv(a, b)), notation="infix",
     symbol="%", precedence=2, method="__mod__", domain="b != 0",
-    interior=lambda a, b: abs(b) >= 0.25, kinks_at=lambda a, b: _mod_jump_distance(a, b),
+    interior=lambda a, b: abs(b) >= 0.25, kinks_at=lambda a, b: _mod_jump_distance(a, b), continuous=False,
     convention="jumps where a/b is an integer; the derivative there is the one-sided 1, -floor(a/b)",
     doc="1, -floor(a/b) (Python's sign rule: the result has b's sign)",
 )
@@ -338,12 +339,13 @@ ERFC = _unary("erfc", lambda m, x: m.erfc(x), lambda m, g, out, x: (-g * _TWO_OV
 
 # Rounding: piecewise constant, so the derivative is 0 (PyTorch's choice, also at the jumps).
 _STEPS = "0 everywhere, also at the jumps"
-FLOOR = _unary("floor", lambda m, x: m.floor(x), _zero, kinks_at=_near_integer, convention=_STEPS, doc="0")
-CEIL = _unary("ceil", lambda m, x: m.ceil(x), _zero, kinks_at=_near_integer, convention=_STEPS, doc="0")
-TRUNC = _unary("trunc", lambda m, x: m.trunc(x), _zero, kinks_at=_near_integer, convention=_STEPS, doc="0")
+FLOOR = _unary("floor", lambda m, x: m.floor(x), _zero, kinks_at=_near_integer, convention=_STEPS, doc="0", continuous=False)
+CEIL = _unary("ceil", lambda m, x: m.ceil(x), _zero, kinks_at=_near_integer, convention=_STEPS, doc="0", continuous=False)
+TRUNC = _unary("trunc", lambda m, x: m.trunc(x), _zero, kinks_at=_near_integer, convention=_STEPS, doc="0", continuous=False)
 ROUND = _unary("round", lambda m, x: m.round(x), _zero, kinks_at=lambda x: _near_integer(x + 0.5),
-               convention=_STEPS + "; halves round to even", doc="0")
-SIGN = _unary("sign", lambda m, x: m.sign(x), _zero, kinks=(0.0,), convention="0, also at 0", doc="0")
+               convention=_STEPS + "; halves round to even", doc="0", continuous=False)
+SIGN = _unary("sign", lambda m, x: m.sign(x), _zero, kinks=(0.0,), convention="0, also at 0", doc="0",
+              continuous=False)
 
 # Functions of two inputs: tinygrad_edu.atan2(y, x), hypot, maximum, minimum, logaddexp.
 ATAN2 = _binary_function(
@@ -351,6 +353,7 @@ ATAN2 = _binary_function(
     lambda m, g, out, y, x: (g * x / (x * x + y * y), -g * y / (x * x + y * y)),
     domain="all (y, x); the derivative needs (y, x) != (0, 0)",
     interior=lambda y, x: math.hypot(y, x) >= 0.25, kinks_at=lambda y, x: abs(y) if x < 0 else math.hypot(y, x),
+    continuous=False,
     convention="jumps by 2π across y = 0 for x < 0; the derivative there is the one-sided limit",
     doc="x/(x² + y²), -y/(x² + y²)",
 )
