@@ -49,19 +49,21 @@ def _perturbations(arity: int) -> dict[str, Callable[[tuple], tuple]]:
 
 
 @contextmanager
-def broken(op: ops.Primitive, change: Callable[[tuple], tuple]) -> Iterator[None]:
-    """Patch ``op``'s derivative rule in place (the engine reads ``op.vjp`` at backward time);
-    restore the record afterwards, whatever happens."""
+def patched(op: ops.Primitive, vjp: Callable) -> Iterator[None]:
+    """Give ``op`` another derivative rule for a while (the engine reads ``op.vjp`` at backward
+    time); restore the record afterwards, whatever happens."""
     original = op.vjp
-
-    def vjp(m, g, out, *xs):
-        return change(tuple(original(m, g, out, *xs)))
-
     object.__setattr__(op, "vjp", vjp)  # the record is a frozen dataclass
     try:
         yield
     finally:
         object.__setattr__(op, "vjp", original)
+
+
+def broken(op: ops.Primitive, change: Callable[[tuple], tuple]):
+    """``op`` with its rule's partials passed through ``change`` (see :func:`patched`)."""
+    original = op.vjp
+    return patched(op, lambda m, g, out, *xs: change(tuple(original(m, g, out, *xs))))
 
 
 def draw_cases(strategy, n: int, random_seed: int) -> list:
@@ -102,6 +104,24 @@ def _changed(good: list[float], bad: list[float]) -> bool:
     return any(not abs(b - a) <= ATOL + RTOL * abs(a) for a, b in zip(good, bad))
 
 
+def _judge(t: Tally, op: ops.Primitive, fn, inputs) -> None:
+    """Run gradcheck on an effective case and count whether it failed and named ``op`` first."""
+    t.effective += 1
+    try:
+        gradcheck(fn, inputs, atol=ATOL, rtol=RTOL)
+    except GradcheckError as err:
+        t.detected += 1
+        if err.culprits and err.culprits[0].op is op:
+            t.named += 1
+        else:
+            t.misnamed.append((str(fn), inputs))
+        return
+    except ValueError:
+        t.effective -= 1  # not checkable at this point
+        return
+    t.missed.append((str(fn), inputs))
+
+
 def run_broken(op: ops.Primitive, change, cases: list) -> Tally:
     t = Tally()
     for fn, inputs in cases:
@@ -112,21 +132,8 @@ def run_broken(op: ops.Primitive, change, cases: list) -> Tally:
                 bad = _gradient(fn, inputs)
             except (ArithmeticError, ValueError):
                 continue
-            if not _changed(good, bad):
-                continue
-            t.effective += 1
-            try:
-                gradcheck(fn, inputs, atol=ATOL, rtol=RTOL)
-            except GradcheckError as err:
-                t.detected += 1
-                if err.culprits and err.culprits[0].op is op:
-                    t.named += 1
-                else:
-                    t.misnamed.append((str(fn), inputs))
-                continue
-            except ValueError:
-                continue
-            t.missed.append((str(fn), inputs))
+            if _changed(good, bad):
+                _judge(t, op, fn, inputs)
     return t
 
 
@@ -177,36 +184,18 @@ def run_custom(op: ops.Primitive, right: Callable, cases: list) -> Tally:
     """Like run_broken, the other way round: the registered rule is wrong; the right one, patched
     in for a moment, gives the gradient to compare with."""
 
+    def right_vjp(m, g, out, *xs):
+        parts = right(*xs)
+        return tuple(g * p for p in (parts if isinstance(parts, tuple) else (parts,)))
+
     t = Tally()
     for fn, inputs in cases:
         t.cases += 1
         bad = _gradient(fn, inputs)
-        wrong_vjp = op.vjp
-
-        def right_vjp(m, g, out, *xs):
-            parts = right(*xs)
-            return tuple(g * p for p in (parts if isinstance(parts, tuple) else (parts,)))
-
-        object.__setattr__(op, "vjp", right_vjp)
-        try:
+        with patched(op, right_vjp):
             good = _gradient(fn, inputs)
-        finally:
-            object.__setattr__(op, "vjp", wrong_vjp)
-        if not _changed(good, bad):
-            continue
-        t.effective += 1
-        try:
-            gradcheck(fn, inputs, atol=ATOL, rtol=RTOL)
-        except GradcheckError as err:
-            t.detected += 1
-            if err.culprits and err.culprits[0].op is op:
-                t.named += 1
-            else:
-                t.misnamed.append((str(fn), inputs))
-            continue
-        except ValueError:
-            continue
-        t.missed.append((str(fn), inputs))
+        if _changed(good, bad):
+            _judge(t, op, fn, inputs)
     return t
 
 

@@ -155,3 +155,18 @@ def assignment(text: str) -> tuple[str, float]:
         return name, finite_float(number)
     except argparse.ArgumentTypeError as err:
         raise argparse.ArgumentTypeError(f"the value of {name} {err}") from None
+
+
+def set_values(assignments, variables) -> dict[str, float]:
+    """The ``--set NAME=VALUE`` pairs as a dict, checked against the expression's ``variables``:
+    a name given twice or not used by the expression is a :class:`CLIError`."""
+    values: dict[str, float] = {}
+    for name, value in assignments:
+        if name in values:
+            raise CLIError(f"--set {name} is given twice")
+        values[name] = value
+    unused = sorted(set(values) - set(variables))
+    if unused:
+        raise CLIError(f"--set {', '.join(unused)}: not used in the expression (its variables: "
+                       f"{', '.join(variables) or 'none'})")
+    return values

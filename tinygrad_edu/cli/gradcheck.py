@@ -15,7 +15,7 @@ import random
 from ..engine import Value, grad, topological_order
 from ..expr import Expression, ExpressionError, compile_expression
 from ..testing.gradcheck import GradcheckError, gradcheck, gradgradcheck, numerical_gradient
-from ._common import CLIError, assignment, non_negative_float, positive_float, positive_int, shown
+from ._common import CLIError, assignment, non_negative_float, positive_float, positive_int, set_values, shown
 
 #: Where drawn points come from when a variable has no --set: each variable in [-RANGE, RANGE].
 RANGE = 3.0
@@ -75,14 +75,7 @@ def run(args: argparse.Namespace) -> int:
     names = list(expression.variables)
     if not names:
         raise CLIError("the expression has no variables: there is no gradient to check")
-    given: dict[str, float] = {}
-    for name, value in args.assignments:
-        if name in given:
-            raise CLIError(f"--set {name} is given twice")
-        given[name] = value
-    unused = sorted(set(given) - set(names))
-    if unused:
-        raise CLIError(f"--set {', '.join(unused)}: not used in the expression (its variables: {', '.join(names)})")
+    given = set_values(args.assignments, names)
     derivatives: dict[str, Expression] = {}
     for name, text in args.derivatives:
         if name not in names:

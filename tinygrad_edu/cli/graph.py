@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..expr import ExpressionError, UndefinedVariableError, compile_expression
-from ._common import CLIError, assignment, positive_int, shown
+from ._common import CLIError, assignment, positive_int, set_values, shown
 
 _SUFFIXES = (".html", ".svg", ".png", ".pdf", ".dot", ".gv")
 #: The options that take a value, so that an expression starting with a minus is told from them.
@@ -54,20 +54,12 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--animate writes a GIF: use a name ending in .gif, got {args.animate}")
     if args.animate is not None and args.no_backward:
         raise CLIError("--animate shows the backward pass, which --no-backward leaves out: drop one of them")
-    values: dict[str, float] = {}
-    for name, value in args.assignments:
-        if name in values:
-            raise CLIError(f"--set {name} is given twice")
-        values[name] = value
     args.expression = args.expression.strip()
     try:
         expression = compile_expression(args.expression)
     except ExpressionError as err:
         raise CLIError(f"cannot use the expression: {err}") from None
-    unused = sorted(set(values) - set(expression.variables))
-    if unused:
-        raise CLIError(f"--set {', '.join(unused)}: not used in the expression (its variables: "
-                       f"{', '.join(expression.variables) or 'none'})")
+    values = set_values(args.assignments, expression.variables)
     try:
         out = expression.evaluate(values)
         if not args.no_backward:
