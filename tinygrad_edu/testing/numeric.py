@@ -189,6 +189,10 @@ def _best(diff: Callable[[float], Stencil], h: float, order: int, stencil: str, 
             value, err, used = _ridders(diff, h, order, floor)
         except NotDefinedError:
             break
+        if best is None and abs(value) <= err:
+            # Consistent with 0 (rounding noise, as in x + y - y along y): smaller steps would
+            # only magnify the noise, not find a derivative the larger step missed.
+            return Estimate(value, err, used, stencil)
         if best is None or _relative(Estimate(value, err, used, stencil)) < _relative(best):
             best = Estimate(value, err, used, stencil)
         if best.error <= ACCURATE * abs(best.value) or best.error <= NEGLIGIBLE:
