@@ -63,63 +63,52 @@ def _safe(f: F) -> Callable[[float], Optional[float]]:
     return at
 
 
-#: The relative rounding error assumed for each value of f (a few units in the last place).
-ROUNDING = 1e-15
-
-Stencil = Optional[tuple[float, float]]  # (derivative, its rounding noise), or None where f is undefined
-
-
-def _central(at, x: float, h: float) -> Stencil:
+def _central(at, x: float, h: float) -> Optional[float]:
     up, down = at(x + h), at(x - h)
     if up is None or down is None:
         return None
-    span = (x + h) - (x - h)  # the step actually taken, after rounding
-    return (up - down) / span, ROUNDING * (abs(up) + abs(down)) / span
+    return (up - down) / ((x + h) - (x - h))  # the step actually taken, after rounding
 
 
-def _one_sided(at, x: float, h: float, side: int) -> Stencil:
+def _one_sided(at, x: float, h: float, side: int) -> Optional[float]:
     """f'(x) from the side ``side`` (+1 right, -1 left) using x + side*h, 2h, 3h only (never x
     itself, so a jump at x does not enter): the slope of the parabola through those points at x,
     second order in h."""
     f1, f2, f3 = at(x + side * h), at(x + side * 2 * h), at(x + side * 3 * h)
     if f1 is None or f2 is None or f3 is None:
         return None
-    return side * (-2.5 * f1 + 4.0 * f2 - 1.5 * f3) / h, ROUNDING * (2.5 * abs(f1) + 4 * abs(f2) + 1.5 * abs(f3)) / h
+    return side * (-2.5 * f1 + 4.0 * f2 - 1.5 * f3) / h
 
 
-def _ridders(diff: Callable[[float], Stencil], h: float, order: int, floor: float) -> tuple[float, float, float]:
+def _ridders(diff: Callable[[float], Optional[float]], h: float, order: int, floor: float) -> tuple[float, float, float]:
     """Ridders' extrapolation of ``diff(h)`` to h -> 0: (value, error, step). ``order`` 2 for a
-    stencil whose error has even powers of h only (central), 1 otherwise. The error of an entry
-    is the larger of the disagreement with its neighbours and the rounding noise at its step (an
-    extrapolation amplifies it about threefold), so a step so small that f looks flat is never
-    mistaken for an exact answer."""
+    stencil whose error has even powers of h only (central), 1 otherwise."""
     base = SHRINK**order
     first = diff(h)
     if first is None:
         raise NotDefinedError("the stencil does not fit")
-    previous = [first[0]]
-    best, err, best_h = first[0], math.inf, h
+    previous = [first]
+    best, err, best_h = first, math.inf, h
     for _ in range(1, TABLE):
         h /= SHRINK
         if h < floor:
             break
-        step = diff(h)
-        if step is None:
+        d = diff(h)
+        if d is None:
             break
-        d, noise = step
         row = [d]
         fac = base
         for j in range(1, len(previous) + 1):
             row.append((row[j - 1] * fac - previous[j - 1]) / (fac - 1.0))
             fac *= base
-            e = max(abs(row[j] - row[j - 1]), abs(row[j] - previous[j - 1]), 3.0 * noise)
+            e = max(abs(row[j] - row[j - 1]), abs(row[j] - previous[j - 1]))
             if e <= err:
                 best, err, best_h = row[j], e, h
         if abs(row[-1] - previous[-1]) >= 2.0 * err:
             break  # rounding now dominates: smaller steps only get worse
         previous = row
     if not math.isfinite(err):  # a single entry: no comparison to estimate the error from
-        err = max(abs(first[0]), first[1])
+        err = abs(first)
     return best, err, best_h
 
 
@@ -182,7 +171,7 @@ def _relative(e: Estimate) -> float:
     return e.error / abs(e.value) if e.value else math.inf
 
 
-def _best(diff: Callable[[float], Stencil], h: float, order: int, stencil: str, floor: float) -> Estimate:
+def _best(diff: Callable[[float], Optional[float]], h: float, order: int, stencil: str, floor: float) -> Estimate:
     best = None
     for _ in range(RESTARTS + 1):
         try:
@@ -205,17 +194,16 @@ def _best(diff: Callable[[float], Stencil], h: float, order: int, stencil: str, 
 
 
 def _fixed(at, x: float, h: float, side: int) -> Estimate:
-    def one(stencil_side: int, s: float) -> Stencil:
+    def one(stencil_side: int, s: float) -> Optional[float]:
         return _central(at, x, s) if stencil_side == 0 else _one_sided(at, x, s, stencil_side)
 
     for s in ((0, 1, -1) if side == 0 else (side,)):
-        step = one(s, h)
-        if step is None:
+        d = one(s, h)
+        if d is None:
             continue
-        d, noise = step
         wide = one(s, 2 * h)
         # Richardson: the truncation error of the step-h result is about (d - d_2h) / (2^p - 1).
-        err = max(abs(d - wide[0]) / 3.0, noise) if wide is not None else math.nan  # both stencils: second order
+        err = abs(d - wide) / 3.0 if wide is not None else math.nan  # both stencils are second order
         return Estimate(d, err, h, {0: "central", 1: "right", -1: "left"}[s])
     raise NotDefinedError(f"not defined on {'either side' if side == 0 else 'that side'} of {x!r} at step {h:.3g}")
 
