@@ -373,3 +373,70 @@ def test_predict_refuses_hostile_model_files_in_one_line(tmp_path, capsys, make,
         pytest.skip(f"no {path} here")
     code, out, err = run_cli(["predict", "--model", path, "0", "0"], capsys)
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and message in err
+
+
+@pytest.mark.parametrize("task", ["moons", "xor", "spirals", "blobs"])
+def test_circle_trains_another_task_and_records_it(tmp_path, capsys, task):
+    code, out, err = run_cli(["circle", "--task", task, "--samples", "300", "--epochs", "2", "--quiet",
+                              "--noise", "0.1", "--out", str(tmp_path)], capsys)
+    assert code == 0 and err.count("\n") <= 1 and re.fullmatch(r"test accuracy: \d{1,3}\.\d\d%\n", out)
+    meta = load_checkpoint(tmp_path / "model.json").metadata
+    assert meta["task"] == task and meta["noise"] == 0.1 and "radius" not in meta
+    assert meta["history"]["epoch"] == [1, 2]
+
+
+def test_a_model_trained_on_blobs_classifies_fresh_blobs(tmp_path, capsys):
+    from tinygrad_edu.data import blobs
+
+    code, _, _ = run_cli(["circle", "--task", "blobs", "--samples", "400", "--epochs", "10", "--quiet",
+                          "--out", str(tmp_path)], capsys)
+    assert code == 0
+    model = load_checkpoint(tmp_path / "model.json").model
+    X, y = blobs(500, seed=12345)  # points the run never saw; the two blobs barely overlap at noise 0.25
+    predicted = np.array([model(list(x)).data > 0.5 for x in X])
+    assert (predicted == (y == 1.0)).mean() >= 0.9
+
+
+def test_task_data_follows_the_generators_and_the_seed(tmp_path, capsys):
+    """Two tasks with the same seed train on different points; the same task twice on the same."""
+    runs = {}
+    for name, task in (("a", "moons"), ("b", "moons"), ("c", "blobs")):
+        code, _, _ = run_cli(["circle", "--task", task, *SMALL, "--out", str(tmp_path / name)], capsys)
+        assert code == 0
+        runs[name] = json.loads((tmp_path / name / "model.json").read_text())["parameters"]
+    assert runs["a"] == runs["b"] and runs["a"] != runs["c"]
+
+
+def test_circle_default_out_dir_is_named_after_the_task(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = run_cli(["circle", "--task", "xor", *SMALL], capsys)
+    assert code == 0 and (tmp_path / "runs" / "xor" / "model.json").is_file()
+    assert not (tmp_path / "runs" / "circle").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--task", "xor", "--radius", "0.3"], "--radius applies to --task circle"),
+    (["--task", "rings"], "invalid choice: 'rings'"),
+    (["--noise", "-0.1"], "--noise"),
+    (["--noise", "nan"], "--noise"),
+])
+def test_task_options_bad_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
+    for command in (["circle"], ["learning-curve", "--sizes", "40"]):
+        code, out, err = run_cli([*command, "--quiet", "--out", str(tmp_path), *args], capsys)
+        assert code == 2 and out == ""
+        assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_learning_curve_on_another_task(tmp_path, capsys):
+    code, out, err = run_cli(["learning-curve", "--task", "blobs", "--sizes", "40,120", "--test-samples", "100",
+                              "--epochs", "2", "--quiet", "--out", str(tmp_path)], capsys)
+    assert code == 0 and err == ""
+    record = json.loads((tmp_path / "learning_curve.json").read_text())
+    assert record["task"] == "blobs" and record["noise"] == 0.25 and record["sizes"] == [40, 120]
+
+
+def test_learning_curve_refuses_a_radius_that_leaves_one_class(tmp_path, capsys):
+    code, out, err = run_cli(["learning-curve", "--radius", "0.05", "--sizes", "10,100", "--out", str(tmp_path)],
+                             capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "--sizes 10 puts about 0.02 points inside" in err and "more points (--sizes)" in err

@@ -97,3 +97,15 @@ def test_save_figure_follows_the_suffix_and_never_leaves_a_partial_file(tmp_path
     with pytest.raises(KeyboardInterrupt):
         save_figure(fig, tmp_path / "b.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.svg"]
+
+
+def test_the_legend_and_colorbar_name_the_classes_given():
+    X = np.array([[0.5, 0.1], [-0.5, -0.3]])
+    fig = plots.plot_decision_boundary(lambda P: (P[:, 0] > 0).astype(float), X, np.array([1.0, 0.0]),
+                                       resolution=20, radius=None, class_names=("upper moon", "lower moon"))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["P = 0.5 boundary", "lower moon (1)", "upper moon (0)"]
+    assert fig.axes[1].get_ylabel() == "P(lower moon)"
+    default = plots.plot_decision_boundary(lambda P: (P[:, 0] > 0).astype(float), X, np.array([1.0, 0.0]),
+                                           resolution=20, radius=None)
+    assert [t.get_text() for t in default.axes[0].get_legend().get_texts()][1:] == ["inside (1)", "outside (0)"]

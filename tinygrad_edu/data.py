@@ -119,6 +119,10 @@ def blobs(n: int, seed: int | np.random.Generator | None = None, *, noise: float
 
 #: Every task by name: ``TASKS[name](n, seed=..., noise=...) -> (X, y)``.
 TASKS = {"circle": circle, "moons": moons, "xor": xor, "spirals": spirals, "blobs": blobs}
+#: What classes 0 and 1 of each task are, in words (for legends).
+CLASS_NAMES = {"circle": ("outside", "inside"), "moons": ("upper moon", "lower moon"),
+               "xor": ("signs differ", "same signs"), "spirals": ("spiral 0", "spiral 1"),
+               "blobs": ("lower-left blob", "upper-right blob")}
 
 
 def make_task(name: str, n: int, *, noise: float | None = None,

@@ -1,12 +1,14 @@
 """``tinygrad-edu circle``: train an MLP to tell points inside a circle from points outside it (the
-article's task), then write the decision boundary, the training curves and the model.
+article's task), then write the decision boundary, the training curves and the model. ``--task``
+swaps in another two-class problem of :mod:`tinygrad_edu.data` (moons, XOR, spirals, blobs).
 
-The option helpers here (model, training, output) are shared with ``learning-curve``.
+The option helpers here (data, model, training, output) are shared with ``learning-curve``.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import os
 import sys
@@ -39,6 +41,44 @@ def size_list(text: str) -> list[int]:
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"sizes must be positive integers, got {shown(text)}")
     return sizes
+
+
+def add_task_arguments(group) -> None:
+    """``--task``, ``--radius`` and ``--noise``: which data set of :data:`data.TASKS` to learn, the
+    circle's radius and the noise."""
+    group.add_argument("--task", choices=tuple(data.TASKS), default="circle",
+                       help="the data: inside/outside a circle (the article's task), two moons, the XOR "
+                            "quadrants, two spirals or two Gaussian blobs (default: %(default)s)")
+    group.add_argument("--radius", type=positive_float, default=None,
+                       help="radius of the circle; label 1 inside (default: 0.5; --task circle only)")
+    group.add_argument("--noise", type=non_negative_float, default=None,
+                       help="standard deviation of the Gaussian noise added to each point (default: the "
+                            "task's own: " + ", ".join(f"{name} {_default_noise(name):g}" for name in data.TASKS) + ")")
+
+
+def _default_noise(task: str) -> float:
+    return inspect.signature(data.TASKS[task]).parameters["noise"].default
+
+
+def task_noise(args: argparse.Namespace) -> float:
+    """The noise the run uses: ``--noise``, or the task's default."""
+    return _default_noise(args.task) if args.noise is None else args.noise
+
+
+def make_task_data(args: argparse.Namespace, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points of ``--task`` (with ``--radius`` for the circle), refusing an option that does
+    not apply to it."""
+    if args.task == "circle":
+        return data.circle(n, radius=task_radius(args), seed=seed, noise=task_noise(args))
+    if getattr(args, "radius", None) is not None:
+        raise CLIError(f"--radius applies to --task circle, not --task {args.task}; leave it out")
+    return data.make_task(args.task, n, noise=task_noise(args), seed=seed)
+
+
+def task_radius(args: argparse.Namespace) -> float:
+    """The circle's radius: ``--radius``, or the article's 0.5 (commands without ``--radius`` too)."""
+    radius = getattr(args, "radius", None)
+    return 0.5 if radius is None else radius
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -134,7 +174,7 @@ def divergence_hint(args: argparse.Namespace) -> str:
     return f"try a smaller --lr (e.g. --lr {min(args.lr / 10, train.DEFAULT_LR):g})"
 
 
-def check_two_classes(radius: float, samples: int) -> None:
+def check_two_classes(radius: float, samples: int, samples_option: str = "--samples") -> None:
     """Refuse a radius that leaves (all but surely) one class: the points are uniform in [-1, 1]²,
     so a circle of radius >= sqrt(2) holds all of them, and pi r² / 4 of them are expected inside."""
     if radius >= math.sqrt(2.0):
@@ -143,9 +183,9 @@ def check_two_classes(radius: float, samples: int) -> None:
                        "1.414 (the article's is 0.5)")
     expected = samples * math.pi * radius * radius / 4.0
     if expected < 1.0:
-        raise CLIError(f"--radius {radius:g} with --samples {samples} puts about {expected:.2g} points inside the "
+        raise CLIError(f"--radius {radius:g} with {samples_option} {samples} puts about {expected:.2g} points inside the "
                        "circle, so there is only one class to learn; use a larger radius (the article's is 0.5) "
-                       "or more --samples")
+                       f"or more points ({samples_option.split()[-1]})")
 
 
 def add_parser(subparsers) -> None:
@@ -154,7 +194,8 @@ def add_parser(subparsers) -> None:
         description="Learn to tell points inside a circle of radius 0.5 from points outside it, from uniform "
                     "random points in [-1, 1]^2. The defaults are the article's configuration: 5000 samples, "
                     "20% held out, a 2-8-1 network (ReLU, then sigmoid), binary cross-entropy, SGD, batch 32, "
-                    "50 epochs, seed 0 (with learning rate 0.1, see --lr). Writes DIR/decision_boundary.png, "
+                    "50 epochs, seed 0 (with learning rate 0.1, see --lr); --task learns another of the data "
+                    "sets instead (moons, xor, spirals, blobs). Writes DIR/decision_boundary.png, "
                     "DIR/curves.png, DIR/model.json and DIR/graph.svg (one training sample's loss graph after "
                     "backward, clustered by layer); prints 'test accuracy: NN.NN%' last. Ctrl-C stops "
                     "after the current batch and still writes everything.")
@@ -162,12 +203,11 @@ def add_parser(subparsers) -> None:
     group.add_argument("--samples", type=positive_int, default=5000, help="number of points (default: %(default)s)")
     group.add_argument("--test-size", type=fraction, default=0.2,
                        help="share of the points held out for testing (default: %(default)s)")
-    group.add_argument("--radius", type=positive_float, default=0.5,
-                       help="radius of the circle; label 1 inside (default: %(default)s)")
+    add_task_arguments(group)
     add_model_arguments(parser)
     add_training_arguments(parser)
-    parser.add_argument("--out", default="runs/circle", metavar="DIR",
-                        help="output directory (default: %(default)s)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="output directory (default: runs/TASK, e.g. runs/circle)")
     parser.set_defaults(func=run)
 
 
@@ -208,18 +248,19 @@ def _say(args, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     check_training_fits(f"--samples {args.samples}", 2, [*args.hidden, 1], args.samples,
                         extra_evaluated=len(plots.decision_grid()))
-    out = prepare_out(args.out)
+    out = prepare_out(args.out or f"runs/{args.task}")
     data_seed, split_seed, init_seed, shuffle_seed = derived_seeds(args.seed)
-    X, y = data.circle(args.samples, radius=args.radius, seed=data_seed)
+    X, y = make_task_data(args, args.samples, data_seed)
     try:
         X_train, X_test, y_train, y_test = data.train_test_split(X, y, args.test_size, seed=split_seed)
     except ValueError as err:
         raise CLIError(f"--samples {args.samples} with --test-size {args.test_size}: {err}") from None
-    check_two_classes(args.radius, args.samples)
+    if args.task == "circle":
+        check_two_classes(task_radius(args), args.samples)
     model, objective = build_model(args, 2, init_seed)
     optimizer = build_optimizer(args, model)
     arch = "-".join(map(str, [2, *model.sizes]))
-    _say(args, f"circle: {len(X_train)} training / {len(X_test)} test points, MLP {arch} ({args.activation}, "
+    _say(args, f"{args.task}: {len(X_train)} training / {len(X_test)} test points, MLP {arch} ({args.activation}, "
                f"{args.output_activation}), {args.loss}, {optimizer!r}, batch {args.batch_size}, "
                f"{args.epochs} epochs, seed {args.seed}, {args.engine} engine")
 
@@ -231,8 +272,9 @@ def run(args: argparse.Namespace) -> int:
         accuracy = train.evaluate(model, X_test, y_test, loss=objective, engine=args.engine)[1]
 
     metadata = {
-        "task": "circle", "loss": args.loss, "seed": args.seed, "samples": args.samples,
-        "test_size": args.test_size, "radius": args.radius, "optimizer": repr(optimizer),
+        "task": args.task, "loss": args.loss, "seed": args.seed, "samples": args.samples,
+        "test_size": args.test_size, "noise": task_noise(args),
+        **({"radius": task_radius(args)} if args.task == "circle" else {}), "optimizer": repr(optimizer),
         "batch_size": args.batch_size, "epochs": args.epochs, "epochs_done": history.epoch[-1] if history.epoch else 0,
         "interrupted": history.interrupted, "test_accuracy": accuracy, "engine": args.engine,
         "history": history.to_dict(),
@@ -242,7 +284,8 @@ def run(args: argparse.Namespace) -> int:
         paths.append(out / "decision_boundary.png")
         plots.plot_decision_boundary(
             lambda pts: train.predict_proba(model, pts, loss=objective, engine=args.engine), X_test, y_test,
-            paths[-1], radius=args.radius,
+            paths[-1], radius=task_radius(args) if args.task == "circle" else None,
+            class_names=data.CLASS_NAMES[args.task],
             title=f"MLP {arch}: {100 * accuracy:.2f}% of test points correct")
         paths.append(out / "curves.png")
         plots.plot_curves(history, paths[-1])

@@ -1,5 +1,6 @@
-"""``tinygrad-edu learning-curve``: train the circle task on growing training sets and plot test
-accuracy against training-set size, the article's claim that more data helps, measured."""
+"""``tinygrad-edu learning-curve``: train the circle task (or another ``--task``) on growing training
+sets and plot test accuracy against training-set size, the article's claim that more data helps,
+measured."""
 
 from __future__ import annotations
 
@@ -9,18 +10,17 @@ import sys
 
 import numpy as np
 
-from .. import data
 from .._io import write_text
 from ..viz import plots
 from ._common import CLIError, finish_outputs, positive_int
 from ._resources import check_training_fits
-from .circle import (add_model_arguments, add_training_arguments, build_model, derived_seeds, fit_or_fail,
-                     prepare_out, size_list)
+from .circle import (add_model_arguments, add_task_arguments, add_training_arguments, build_model, derived_seeds,
+                     check_two_classes, fit_or_fail, make_task_data, prepare_out, size_list, task_noise, task_radius)
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
-        "learning-curve", help="plot test accuracy against training-set size on the circle task",
+        "learning-curve", help="plot test accuracy against training-set size on the circle task (or --task)",
         description="For each training-set size, train the circle task's network (same options as 'circle') "
                     "on that many points and measure its accuracy on one fixed, separately drawn test set. "
                     "Writes DIR/learning_curve.png and DIR/learning_curve.json. Every size trains for the "
@@ -32,9 +32,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--repeats", type=positive_int, default=1,
                         help="runs per size with different seeds; the plot shows their mean and range "
                              "(default: %(default)s)")
+    add_task_arguments(parser.add_argument_group("data"))
     add_model_arguments(parser)
     add_training_arguments(parser)
-    parser.add_argument("--out", default="runs/circle", metavar="DIR", help="output directory (default: %(default)s)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="output directory (default: runs/TASK, e.g. runs/circle)")
     parser.set_defaults(func=run)
 
 
@@ -42,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
     sizes = sorted(set(args.sizes))
     check_training_fits(f"--sizes {max(sizes)} with --test-samples {args.test_samples}", 2, [*args.hidden, 1],
                         max(sizes) + args.test_samples)
-    out = prepare_out(args.out)
+    out = prepare_out(args.out or f"runs/{args.task}")
+    if args.task == "circle":
+        check_two_classes(task_radius(args), min(sizes), "the smallest of --sizes")
+        check_two_classes(task_radius(args), args.test_samples, "--test-samples")
     test_acc: list[list[float]] = [[] for _ in sizes]
     train_acc: list[list[float]] = [[] for _ in sizes]
     interrupted = False
@@ -50,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
     for repeat in range(args.repeats):
         data_seed, test_seed, init_seed, shuffle_seed = derived_seeds(args.seed + repeat)
         # One pool per repeat: each size trains on its first n points, so larger sets contain smaller ones.
-        X_pool, y_pool = data.circle(max(sizes), seed=data_seed)
-        X_test, y_test = data.circle(args.test_samples, seed=test_seed)
+        X_pool, y_pool = make_task_data(args, max(sizes), data_seed)
+        X_test, y_test = make_task_data(args, args.test_samples, test_seed)
         for i, n in enumerate(sizes):
             model, objective = build_model(args, 2, init_seed)
             if not args.quiet:
@@ -75,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     sizes = [sizes[i] for i in done]
     test_acc, train_acc = [test_acc[i] for i in done], [train_acc[i] for i in done]
     png = out / "learning_curve.png"
-    record = {"sizes": sizes, "test_accuracy": test_acc, "train_accuracy": train_acc, "seed": args.seed,
+    record = {"task": args.task, "noise": task_noise(args), "sizes": sizes, "test_accuracy": test_acc, "train_accuracy": train_acc, "seed": args.seed,
               "repeats": args.repeats, "epochs": args.epochs, "test_samples": args.test_samples,
               "interrupted": interrupted, "diverged": str(diverged) if diverged else None}
     with finish_outputs("learning-curve") as interrupts:

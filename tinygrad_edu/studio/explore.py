@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import train
+from .. import data, train
 from .._io import atomic_write
 from ..engine import Value
 from ..serialize import save_model
@@ -54,7 +54,7 @@ def save_views(studio: Studio, out: Path) -> list[Path]:
     figures = {
         "decision_boundary.png": plots.plot_decision_boundary(
             lambda pts: train.predict_proba(model, pts, loss=objective, engine="batched"), X, y,
-            radius=0.5 if task == "circle" else None,
+            radius=0.5 if task == "circle" else None, class_names=data.CLASS_NAMES[task],
             title=f"{task}, MLP {'-'.join(map(str, [2, *model.sizes]))}: {100 * accuracy:.2f}% of test points correct"),
         "curves.png": plots.plot_curves(history),
     }

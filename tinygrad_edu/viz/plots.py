@@ -48,12 +48,13 @@ def decision_grid(resolution: int = 200) -> np.ndarray:
 
 
 def draw_decision_boundary(ax: Axes, probs: np.ndarray, X: np.ndarray, y: np.ndarray, *,
-                           radius: float | None = 0.5, point_size: float = 7, point_edge: float = 0.3) -> QuadContourSet:
+                           radius: float | None = 0.5, point_size: float = 7, point_edge: float = 0.3,
+                           class_names: tuple[str, str] = ("outside", "inside")) -> QuadContourSet:
     """Draw onto ``ax``: ``probs`` (P(class 1) on the :func:`decision_grid`, shape ``(resolution,
     resolution)``) as filled contours, its 0.5 level in black as the decision boundary, the points
     ``X`` coloured by their label ``y`` (``point_size`` in points², with a white edge ``point_edge``
-    wide) and, if ``radius`` is given, the true circle dashed. Returns the filled contours (for a
-    colorbar)."""
+    wide; the legend names classes 0 and 1 by ``class_names``) and, if ``radius`` is given, the true
+    circle dashed. Returns the filled contours (for a colorbar)."""
     probs = np.asarray(probs, dtype=np.float64)
     ticks = np.linspace(-1.0, 1.0, probs.shape[0])
     filled = ax.contourf(ticks, ticks, probs, levels=np.linspace(0.0, 1.0, 11), cmap="RdBu", alpha=0.75)
@@ -61,7 +62,7 @@ def draw_decision_boundary(ax: Axes, probs: np.ndarray, X: np.ndarray, y: np.nda
         ax.contour(ticks, ticks, probs, levels=[0.5], colors="k", linewidths=1.5)
         ax.plot([], [], "k-", linewidth=1.5, label="P = 0.5 boundary")
     y = np.asarray(y)
-    for label, color, name in ((1.0, "#08306b", "inside (1)"), (0.0, "#67000d", "outside (0)")):
+    for label, color, name in ((1.0, "#08306b", f"{class_names[1]} (1)"), (0.0, "#67000d", f"{class_names[0]} (0)")):
         pts = X[y == label]
         ax.scatter(pts[:, 0], pts[:, 1], s=point_size, c=color, edgecolors="white", linewidths=point_edge,
                    label=name)
@@ -74,17 +75,18 @@ def draw_decision_boundary(ax: Axes, probs: np.ndarray, X: np.ndarray, y: np.nda
 
 def plot_decision_boundary(predict_proba: Callable[[np.ndarray], np.ndarray], X: np.ndarray, y: np.ndarray,
                            path: str | os.PathLike | None = None, *, resolution: int = 200,
-                           radius: float | None = 0.5, title: str | None = None) -> Figure:
+                           radius: float | None = 0.5, title: str | None = None,
+                           class_names: tuple[str, str] = ("outside", "inside")) -> Figure:
     """Filled contours of ``predict_proba`` (rows of points -> P(class 1)) over [-1, 1]², its 0.5
     level as the decision boundary, the points ``X`` coloured by their label ``y`` and, if
     ``radius`` is given, the true circle dashed (see :func:`draw_decision_boundary`), with a
-    colorbar and a legend. Saved to ``path`` when given."""
+    colorbar and a legend naming the classes by ``class_names`` (0, 1). Saved to ``path`` when given."""
     probs = np.asarray(predict_proba(decision_grid(resolution)), dtype=np.float64).reshape(resolution, resolution)
 
     fig = Figure(figsize=(6, 5.4))
     ax = fig.add_subplot()
-    filled = draw_decision_boundary(ax, probs, X, y, radius=radius)
-    fig.colorbar(filled, ax=ax, label="P(inside)")
+    filled = draw_decision_boundary(ax, probs, X, y, radius=radius, class_names=class_names)
+    fig.colorbar(filled, ax=ax, label=f"P({class_names[1]})")
     ax.set(xlabel="x", ylabel="y")
     ax.set_title(title or "Decision boundary and points", fontsize=10)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4, fontsize=8, frameon=False)
