@@ -50,14 +50,17 @@ def _perturbations(arity: int) -> dict[str, Callable[[tuple], tuple]]:
 
 @contextmanager
 def patched(op: ops.Primitive, vjp: Callable) -> Iterator[None]:
-    """Give ``op`` another derivative rule for a while (the engine reads ``op.vjp`` at backward
-    time); restore the record afterwards, whatever happens."""
-    original = op.vjp
+    """Give ``op`` another derivative rule for a while (the engines read ``op.vjp`` and its
+    per-input parts ``op.vjps`` at backward time; both are replaced); restore the record
+    afterwards, whatever happens."""
+    original = op.vjp, op.vjps
     object.__setattr__(op, "vjp", vjp)  # the record is a frozen dataclass
+    object.__setattr__(op, "vjps", ops.per_input_rules(vjp, op.arity))
     try:
         yield
     finally:
-        object.__setattr__(op, "vjp", original)
+        object.__setattr__(op, "vjp", original[0])
+        object.__setattr__(op, "vjps", original[1])
 
 
 def broken(op: ops.Primitive, change: Callable[[tuple], tuple]):

@@ -251,6 +251,45 @@ def test_grad_unused_input_is_an_error_unless_allowed():
     assert grad(x * 2, [x, unused], allow_unused=True)[1] is None
 
 
+def spied_mul(calls: list):
+    """A primitive computing a * b whose two per-input rules note each call in ``calls``."""
+    def rule(i, d):
+        def vjp_i(m, g, out, a, b):
+            calls.append(i)
+            return g * d(a, b)
+        return vjp_i
+    return tg.ops.Primitive("t_spied_mul", 2, lambda m, a, b: a * b,
+                            vjps=(rule("a", lambda a, b: b), rule("b", lambda a, b: a)))
+
+
+def test_grad_runs_no_rule_for_a_parent_off_the_paths_to_the_inputs():
+    calls = []
+    op = spied_mul(calls)
+    x, w, c = Value(3.0), Value(-2.0), Value(0.5)
+    h = tg.engine.apply(op, x, w)            # x: data, w: a weight
+    y = tg.engine.apply(op, h.tanh(), c)     # c: a constant nobody asks about
+    (gw,) = grad(y, [w])
+    t = math.tanh(-6.0)
+    assert gw.data == pytest.approx(0.5 * (1 - t * t) * 3.0, rel=1e-14)  # closed form
+    assert sorted(calls) == ["a", "b"]  # y's rule for h (not c), h's rule for w (not x)
+    calls.clear()
+    grad(y, [x, w, c])
+    assert sorted(calls) == ["a", "a", "b", "b"]
+    calls.clear()
+    y.backward()  # backward gives every node its gradient (the pictures show them all)
+    assert sorted(calls) == ["a", "a", "b", "b"] and x.grad == pytest.approx(0.5 * (1 - t * t) * -2.0)
+
+
+def test_grad_with_respect_to_an_intermediate_node_stops_there():
+    calls = []
+    op = spied_mul(calls)
+    x, w = Value(3.0), Value(-2.0)
+    h = tg.engine.apply(op, x, w)
+    y = h * h
+    assert grad(y, [h])[0].data == 2.0 * -6.0
+    assert calls == []  # nothing below h is needed
+
+
 def test_grad_rejects_non_values_and_mismatched_grad_outputs():
     x = Value(1.0)
     with pytest.raises(TypeError, match="inputs must be Values"):

@@ -230,3 +230,24 @@ def test_forward_mode_in_no_grad_still_differentiates(case):
 def test_bad_calls_say_what_was_wrong(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_vjp_and_jvp_run_no_rule_for_a_constant():
+    calls = []
+
+    def rule(i, d):
+        def vjp_i(m, g, out, a, b):
+            calls.append(i)
+            return g * d(a, b)
+        return vjp_i
+
+    op = te.ops.Primitive("t_spied_mul_f", 2, lambda m, a, b: a * b,
+                          vjps=(rule("a", lambda a, b: b), rule("b", lambda a, b: a)))
+    f = lambda x: te.engine.apply(op, x, 2.5).sin()  # noqa: E731  (2.5 becomes a constant leaf)
+    out, pullback = vjp(f, 0.75)
+    assert pullback(2.0).data == pytest.approx(2.0 * math.cos(1.875) * 2.5, rel=1e-14)
+    assert calls == ["a"]
+    calls.clear()
+    _, tangent = jvp(f, 0.75, 3.0)
+    assert tangent.data == pytest.approx(3.0 * math.cos(1.875) * 2.5, rel=1e-14)
+    assert calls == ["a"]  # only the input with a tangent

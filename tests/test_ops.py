@@ -5,7 +5,7 @@ closed forms, and the documented conventions at non-differentiable points."""
 import math
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tinygrad_edu as te
@@ -127,6 +127,55 @@ def test_every_family_member_matches_central_differences(member):
         assert gradcheck(lambda *xs: ops_apply(member, xs), point)
 
     check()
+
+
+# Every record with one rule per input: the built-ins, every family member, x ** c and c ** x.
+PER_INPUT = [ops.PRIMITIVES[n] for n in ops.BUILTIN_NAMES if ops.PRIMITIVES[n].vjps]
+PER_INPUT += [m for f in ops.FAMILIES.values() for m in f.members()]
+PER_INPUT += [ops.pow_const(2.0), ops.pow_const(-0.5), ops.rpow_const(2.0)]
+
+
+def test_every_fixed_arity_primitive_declares_one_rule_per_input():
+    for op in [ops.PRIMITIVES[n] for n in ops.BUILTIN_NAMES] + PER_INPUT:
+        if op.arity == -1:
+            assert op.vjps == (), op  # sum: only its combined rule
+        else:
+            assert len(op.vjps) == op.arity, op
+            assert not any(hasattr(r, "derived_from") for r in op.vjps), f"{op} declares a combined rule"
+
+
+@pytest.mark.parametrize("op", PER_INPUT, ids=repr)
+def test_each_per_input_rule_is_its_component_of_the_combined_rule_and_the_partial(op):
+    points = POINTS[op.name] if op.name in POINTS else st.tuples(reals(0.3, 5.0))  # x ** c, c ** x: positive x
+
+    @settings(max_examples=15)
+    @given(points, reals(-2.0, 2.0))
+    def check(point, g):
+        assume(g != 0.0)
+        away_from_kinks(op, point)
+        out = op.forward(ops.FLOAT_MATH, *point)
+        combined = op.vjp(ops.FLOAT_MATH, g, out, *point)
+        parts = [rule(ops.FLOAT_MATH, g, out, *point) for rule in op.vjps]
+        assert parts == list(combined)  # the same numbers, whichever form an interpreter reads
+        numeric = numerical_gradient(lambda *xs: ops_apply(op, xs), list(point))  # float64, independent
+        for i, (part, d) in enumerate(zip(parts, numeric)):
+            assert part == pytest.approx(g * d, rel=1e-5, abs=1e-8 * max(1.0, abs(out))), f"input {i}"
+
+    check()
+
+
+def test_a_combined_rule_gives_per_input_rules_and_the_reverse():
+    old = ops.Primitive("t_old_form", 2, lambda m, a, b: a * b * b, lambda m, g, out, a, b: (g * b * b, 2.0 * g * a * b))
+    assert [r(ops.FLOAT_MATH, 0.5, 12.0, 3.0, 2.0) for r in old.vjps] == [2.0, 6.0]
+    new = ops.Primitive("t_new_form", 2, lambda m, a, b: a * b * b,
+                        vjps=(lambda m, g, out, a, b: g * b * b, lambda m, g, out, a, b: 2.0 * g * a * b))
+    assert new.vjp(ops.FLOAT_MATH, 0.5, 12.0, 3.0, 2.0) == (2.0, 6.0)
+    import inspect
+    assert list(inspect.signature(new.vjp).parameters) == ["m", "g", "out", "a", "b"]  # read by symbolic
+    with pytest.raises(TypeError, match="needs a derivative rule"):
+        ops.Primitive("t_no_rule", 1, lambda m, x: x)
+    with pytest.raises(TypeError, match="takes 2 inputs but has 1 rules"):
+        ops.Primitive("t_short", 2, lambda m, a, b: a, vjps=(lambda m, g, out, a, b: g,))
 
 
 @pytest.mark.parametrize("name", sorted(COMPLEX_STEP_OPS))

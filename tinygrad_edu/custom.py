@@ -3,7 +3,9 @@ partial derivatives, to the primitive table, so it records nodes, prints and dif
 the built-in ones (``tinygrad_edu.primitive``).
 
 A custom primitive is an ordinary :class:`~tinygrad_edu.ops.Primitive` (registered with
-:func:`~tinygrad_edu.ops.register`) whose VJP rule is ``g * partial_i``. Its rules accept floats
+:func:`~tinygrad_edu.ops.register`) whose VJP rule is ``g * partial_i``. The partials come from one
+function returning all of them, or, like the built-in rules, from one function per input, so that
+only the gradients someone reads are computed. Its rules accept floats
 and NumPy arrays (element by element, through ``np.vectorize``), so the batched engine can run it
 too; the user's scalar functions stay available as ``op.scalar_forward`` / ``op.scalar_derivative``.
 Its derivative is a float function, so it cannot be differentiated again: second derivatives
@@ -30,13 +32,13 @@ Domain = Union[tuple[float, float], Callable[..., bool], None]
 class CustomPrimitive(ops.Primitive):
     """A primitive made by :func:`primitive`: a table entry that also keeps the user's functions.
 
-    ``scalar_forward(*floats) -> float`` and ``scalar_derivative(*floats) -> float | tuple`` are
-    what the user gave; ``valid`` is the optional domain (an open interval ``(lo, hi)`` for every
+    ``scalar_forward(*floats) -> float`` and ``scalar_derivative`` (``(*floats) -> float | tuple``,
+    or a tuple of such functions, one partial per input) are what the user gave; ``valid`` is the optional domain (an open interval ``(lo, hi)`` for every
     input, or a predicate on the inputs) that test strategies draw points from.
     """
 
     scalar_forward: Callable[..., float] | None = None
-    scalar_derivative: Callable[..., object] | None = None
+    scalar_derivative: Callable[..., object] | tuple[Callable[..., float], ...] | None = None
     valid: Domain = None
 
     def in_domain(self, *xs: float) -> bool:
@@ -60,13 +62,13 @@ def _arity_of(forward: Callable, name: str) -> int:
     return len(positional)
 
 
-def _partials(derivative: Callable, name: str, arity: int, xs: tuple) -> tuple[float, ...]:
-    """Call the user's derivative and check that it gave one float per input."""
+def _partials(derivative: Callable, what: str, arity: int, xs: tuple) -> tuple[float, ...]:
+    """Call the user's derivative and check that it gave one float per input (``arity`` of them)."""
     d = derivative(*xs)
     parts = d if isinstance(d, (tuple, list)) else (d,)
     if len(parts) != arity or not all(isinstance(p, numbers.Real) for p in parts):
         raise TypeError(
-            f"the derivative of custom primitive {name!r} must return "
+            f"{what} must return "
             + ("one float" if arity == 1 else f"a tuple of {arity} floats (one partial per input)")
             + f", got {d!r:.80}"
         )
@@ -77,29 +79,50 @@ def _is_array(xs: tuple) -> bool:
     return any(isinstance(x, np.ndarray) for x in xs)
 
 
-def _make_rules(name: str, arity: int, forward: Callable, derivative: Callable):
+def _no_values(name: str, xs: tuple) -> None:
+    if any(isinstance(x, Value) for x in xs):
+        raise NotImplementedError(
+            f"second derivatives through custom primitive {name!r} are not available: its derivative "
+            "is a float function. Write the operation as a Python function of Values built from "
+            "the built-in operations to get higher-order gradients."
+        )
+
+
+def _make_rules(name: str, arity: int, forward: Callable, derivative: Callable | tuple):
+    """The forward rule and the derivative rules: ``(forward_rule, vjp, vjps)``, one of the last
+    two given (``vjps`` when ``derivative`` is one function per input), the other ``None``."""
     def forward_rule(m, *xs):
         if _is_array(xs):
             return np.vectorize(forward, otypes=[float])(*xs)
         return float(forward(*xs))
 
+    def partial_rule(i: int, d: Callable):
+        what = f"derivative {i} of custom primitive {name!r}" if arity > 1 else f"the derivative of custom primitive {name!r}"
+
+        def rule(m, g, out, *xs):
+            _no_values(name, xs)
+            if _is_array(xs):
+                return g * np.vectorize(lambda *x: _partials(d, what, 1, x)[0], otypes=[float])(*xs)
+            return g * _partials(d, what, 1, xs)[0]
+        return rule
+
+    if isinstance(derivative, tuple):
+        return forward_rule, None, tuple(partial_rule(i, d) for i, d in enumerate(derivative))
+
+    what = f"the derivative of custom primitive {name!r}"
+
     def vjp_rule(m, g, out, *xs):
-        if any(isinstance(x, Value) for x in xs):
-            raise NotImplementedError(
-                f"second derivatives through custom primitive {name!r} are not available: its derivative "
-                "is a float function. Write the operation as a Python function of Values built from "
-                "the built-in operations to get higher-order gradients."
-            )
+        _no_values(name, xs)
         if _is_array(xs):
             if arity == 1:
-                parts = (np.vectorize(lambda x: _partials(derivative, name, 1, (x,))[0], otypes=[float])(*xs),)
+                parts = (np.vectorize(lambda x: _partials(derivative, what, 1, (x,))[0], otypes=[float])(*xs),)
             else:
-                parts = np.vectorize(lambda *x: _partials(derivative, name, arity, x), otypes=[float] * arity)(*xs)
+                parts = np.vectorize(lambda *x: _partials(derivative, what, arity, x), otypes=[float] * arity)(*xs)
         else:
-            parts = _partials(derivative, name, arity, xs)
+            parts = _partials(derivative, what, arity, xs)
         return tuple(g * p for p in parts)
 
-    return forward_rule, vjp_rule
+    return forward_rule, vjp_rule, None
 
 
 def primitive(
@@ -115,8 +138,11 @@ def primitive(
     """Add a scalar primitive to the table and return the function that applies it to Values.
 
     ``forward(*floats) -> float`` computes the value. ``derivative(*floats)`` returns the partial
-    derivative for one input, or a tuple of partials (d/dx0, d/dx1, ...) for several. The number
-    of inputs is read from ``forward``'s signature, or given as ``arity``.
+    derivative for one input, or a tuple of partials (d/dx0, d/dx1, ...) for several. Or give
+    ``derivative`` as a tuple of functions, one partial per input (``(d_dx0, d_dx1)``, each
+    ``(*floats) -> float``, as the built-in rules are written): then ``grad`` with respect to some
+    inputs calls only the partials it needs. The number of inputs is read from ``forward``'s
+    signature, or given as ``arity``.
 
     ``domain`` says where the operation is defined and smooth: an open interval ``(lo, hi)`` that
     every input must lie in, or a predicate ``domain(*floats) -> bool``. It is not enforced
@@ -135,13 +161,20 @@ def primitive(
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"primitive name must be an identifier such as 'softplus' (it is printed as name(x)), got {name!r}")
-    for what, f in (("forward", forward), ("derivative", derivative)):
+    if isinstance(derivative, list):
+        derivative = tuple(derivative)
+    partials = derivative if isinstance(derivative, tuple) else ()
+    functions = [(f"derivative {i}", d) for i, d in enumerate(partials)] if partials else [("derivative", derivative)]
+    for what, f in [("forward", forward), *functions]:
         if not callable(f):
             raise TypeError(f"primitive {name!r}: {what} must be a function of floats, got {type(f).__name__}")
     if arity is None:
         arity = _arity_of(forward, name)
     if not isinstance(arity, int) or arity < 1:
         raise ValueError(f"primitive {name!r}: arity must be a positive int, got {arity!r}")
+    if partials and len(partials) != arity:
+        raise ValueError(f"primitive {name!r}: derivative has {len(partials)} functions for {arity} inputs; "
+                         "give one partial per input")
     if domain is not None and not callable(domain):
         try:
             lo, hi = (float(v) for v in domain)
@@ -158,10 +191,10 @@ def primitive(
         words = f"where {getattr(domain, '__name__', 'the domain predicate')}(...) is true"
     else:
         words = f"{_num(domain[0])} < x < {_num(domain[1])}"
-    forward_rule, vjp_rule = _make_rules(name, arity, forward, derivative)
+    forward_rule, vjp_rule, vjps = _make_rules(name, arity, forward, derivative)
     op = ops.register(
         CustomPrimitive(
-            name, arity, forward_rule, vjp_rule, domain=words, kinks=tuple(float(k) for k in kinks),
+            name, arity, forward_rule, vjp_rule, vjps or (), domain=words, kinks=tuple(float(k) for k in kinks),
             doc=doc or (forward.__doc__ or ""), scalar_forward=forward, scalar_derivative=derivative, valid=domain,
         )
     )

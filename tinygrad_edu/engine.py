@@ -171,14 +171,15 @@ class Value:
         try:
             for node in reversed(order):
                 prev = node._prev
-                if len(prev) == 2:
+                rules = node._op.vjps  # one rule per input; none for sum, which has only its combined rule
+                if len(rules) == 2:
                     a, b = prev
-                    ga, gb = node._op.vjp(m, node.grad, node.data, a.data, b.data)
-                    a.grad += ga
-                    b.grad += gb
-                elif len(prev) == 1:
+                    x, y = a.data, b.data
+                    a.grad += rules[0](m, node.grad, node.data, x, y)
+                    b.grad += rules[1](m, node.grad, node.data, x, y)
+                elif len(rules) == 1:
                     a = prev[0]
-                    a.grad += node._op.vjp(m, node.grad, node.data, a.data)[0]
+                    a.grad += rules[0](m, node.grad, node.data, a.data)
                 else:
                     for p, gp in zip(prev, node._op.vjp(m, node.grad, node.data, *[p.data for p in prev])):
                         p.grad += gp
@@ -443,7 +444,8 @@ def grad(
     Returns one ``Value`` per input and leaves every ``.grad`` untouched. With
     ``create_graph=True`` the returned Values carry their own graph, built by the same derivative
     rules, so they can be differentiated again (second, third, … derivatives). An input the
-    outputs do not depend on is an error, or ``None`` with ``allow_unused=True``.
+    outputs do not depend on is an error, or ``None`` with ``allow_unused=True``. Only gradients
+    on paths to ``inputs`` are computed: in ``grad(x * w, [w])`` the rule for ``x``'s side never runs.
     """
     outputs = _as_tuple(outputs, "outputs")
     inputs = _as_tuple(inputs, "inputs")
@@ -459,22 +461,30 @@ def grad(
         g = g if (create_graph and type(g) is Value) else _to_float(_data(g))
         grads[out] = grads[out] + g if out in grads else g
 
+    order = topological_order(*outputs)
+    needed = set(inputs)  # the nodes on a path to an input: only their gradients are computed
+    for node in order:  # parents come first
+        if not needed.isdisjoint(node._prev):
+            needed.add(node)
+
     m = VALUE_MATH if create_graph else FLOAT_MATH
     saved = _state.enabled
     _set_grad_enabled(create_graph)
+    get = grads.get
     node = None
     try:
-        for node in reversed(topological_order(*outputs)):
-            g = grads.get(node)
+        for node in reversed(order):
+            g = get(node)
             if g is None or node._op is None:
                 continue
-            prev = node._prev
-            if create_graph:
-                local = node._op.vjp(m, g, node, *prev)
-            else:
-                local = node._op.vjp(m, g, node.data, *[p.data for p in prev])
-            for p, gp in zip(prev, local):
-                grads[p] = grads[p] + gp if p in grads else gp
+            prev, rules = node._prev, node._op.vjps
+            out, xs = (node, prev) if create_graph else (node.data, [p.data for p in prev])
+            local = None if rules else node._op.vjp(m, g, out, *xs)  # sum has only a combined rule
+            for i, p in enumerate(prev):
+                if p in needed:  # one rule per input: only the needed parents' rules run
+                    gp = rules[i](m, g, out, *xs) if rules else local[i]
+                    old = get(p)
+                    grads[p] = gp if old is None else old + gp
     except _ARITHMETIC_ERRORS as err:
         raise _math_error(node._op, [p.data for p in node._prev], err, "in grad, the derivative of ") from None
     finally:

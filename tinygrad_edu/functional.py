@@ -81,18 +81,22 @@ def _call(f: Callable, xs: tuple[Value, ...], what: str) -> tuple[tuple[Value, .
 
 
 def _tangent(op, m, node, parents, tangents, create_graph: bool):
-    """The tangent of ``node`` from its parents' tangents (None where a parent has none)."""
+    """The tangent of ``node`` from its parents' tangents (None where a parent has none): the
+    sum over inputs of the input's rule at ``g = t`` (a scalar's VJP at ``t`` is its JVP), run
+    only for inputs that have a tangent."""
     if create_graph:
         out, args = node, parents
     else:
         out, args = node.data, [p.data for p in parents]
-    if len(parents) == 1:
-        return op.vjp(m, tangents[0], out, *args)[0]  # a scalar's VJP at g = t is its JVP
-    partials = op.vjp(m, 1.0, out, *args)
-    total = None
-    for d, t in zip(partials, tangents):
-        if t is not None:
-            total = d * t if total is None else total + d * t
+    if len(op.vjps) == 1:
+        return op.vjps[0](m, tangents[0], out, *args)
+    if op.vjps:
+        terms = [rule(m, t, out, *args) for rule, t in zip(op.vjps, tangents) if t is not None]
+    else:  # sum: the partials of its combined rule, times the tangents
+        terms = [d * t for d, t in zip(op.vjp(m, 1.0, out, *args), tangents) if t is not None]
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
     return total
 
 
@@ -247,7 +251,9 @@ def hvp(f: Callable[..., Value], primals: Primals, v, *, create_graph: bool = Fa
 @dataclass(frozen=True)
 class RuleCalls:
     """How many times primitive rules ran: ``forward`` rules (computing values) and ``derivative``
-    rules (each VJP or JVP of one node), counted by :func:`count_rule_calls`."""
+    rules, counted by :func:`count_rule_calls`: each per-input rule once per gradient or tangent it
+    gives (``mul``'s rule for ``a``, its rule for ``b``), a primitive with only a combined rule
+    (``sum``) once per node."""
 
     forward: int
     derivative: int
@@ -259,7 +265,9 @@ def _rule_code() -> tuple[set, set]:
 
     members = [*ops.PRIMITIVES.values(), ops.pow_const(0.0), ops.pow_const(2.0)]
     members += [m for f in ops.FAMILIES.values() for m in f.members()]
-    return {op.forward.__code__ for op in members}, {op.vjp.__code__ for op in members}
+    rules = [rule for op in members for rule in (op.vjp, *op.vjps)]
+    declared = {rule.__code__ for rule in rules if not hasattr(rule, "derived_from")}  # not the made ones
+    return {op.forward.__code__ for op in members}, declared
 
 
 def count_rule_calls(thunk: Callable[[], object]) -> tuple[object, RuleCalls]:

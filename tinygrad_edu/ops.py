@@ -11,10 +11,14 @@ that plain floats (:data:`FLOAT_MATH`, in :mod:`tinygrad_edu.floatmath`), ``Valu
 (``engine.VALUE_MATH``, for higher-order gradients), NumPy arrays (``batched.NUMPY_MATH``) and
 complex numbers (gradcheck's complex step) all provide, so every interpreter shares one rule.
 
-Derivative rules are vector-Jacobian products: ``vjp(m, g, out, *xs)`` gets the output's
-gradient ``g``, the output ``out`` and the inputs ``xs``, and returns one gradient per input.
-Forward mode (:mod:`tinygrad_edu.functional`) reads the same rule: for a scalar primitive,
-``vjp(m, t, out, x)`` is also the tangent of the output for the input tangent ``t``.
+Derivative rules are vector-Jacobian products, one per input, as in autodidact and JAX:
+``vjps[i](m, g, out, *xs)`` gets the output's gradient ``g``, the output ``out`` and all the
+inputs ``xs``, and returns the gradient of input ``i``. So an interpreter computes only the
+gradients someone reads (``grad(f(x, w), [w])`` never computes ``x``'s side of ``x * w``).
+``vjp(m, g, out, *xs)``, all of them at once as a tuple, is made from them (a primitive over any
+number of inputs, ``sum``, declares only that combined rule). Forward mode
+(:mod:`tinygrad_edu.functional`) reads the same rules: for a scalar primitive, ``vjps[i](m, t,
+out, *xs)`` is also the output's tangent for the tangent ``t`` of input ``i`` (summed over inputs).
 
 Conventions at non-differentiable points follow PyTorch; :func:`markdown_table` lists them.
 Every rule gives the same answer in every namespace: a result too large for a float is ``inf``
@@ -46,11 +50,39 @@ def _anywhere(*xs: float) -> bool:
     return True
 
 
+def combined_rule(vjps: tuple[Callable[..., Any], ...]) -> Callable[..., tuple]:
+    """The combined rule ``vjp(m, g, out, *xs) -> tuple`` of per-input rules (every gradient)."""
+    def vjp(m, g, out, *xs):
+        return tuple(rule(m, g, out, *xs) for rule in vjps)
+
+    vjp.__wrapped__ = vjps[0]  # type: ignore[attr-defined]  (inspect.signature shows the inputs' names)
+    vjp.derived_from = vjps  # type: ignore[attr-defined]
+    return vjp
+
+
+def per_input_rules(vjp: Callable[..., tuple], arity: int) -> tuple[Callable[..., Any], ...]:
+    """Per-input rules made from a combined rule: rule ``i`` runs it and keeps gradient ``i``
+    (correct, but computes every gradient; declare ``vjps`` to compute only the one asked for).
+    Empty for a primitive over any number of inputs (``arity == -1``)."""
+    def part(i: int) -> Callable[..., Any]:
+        def rule(m, g, out, *xs):
+            return vjp(m, g, out, *xs)[i]
+
+        rule.derived_from = vjp  # type: ignore[attr-defined]
+        return rule
+
+    return tuple(part(i) for i in range(arity))
+
+
 @dataclass(frozen=True, eq=False)
 class Primitive:
     """One operation of the engine and every fact about it.
 
-    ``forward(m, *xs)`` and ``vjp(m, g, out, *xs)`` are its rules. ``notation`` says how it prints:
+    ``forward(m, *xs)`` is its forward rule; its derivative is given as ``vjps``, one rule per
+    input (``vjps[i](m, g, out, *xs)`` returns input ``i``'s gradient), or as one combined rule
+    ``vjp(m, g, out, *xs)`` returning a tuple, one gradient per input. Either makes the other:
+    every record has both (a combined rule's ``vjps`` pick its parts; ``n``-ary primitives have
+    only ``vjp``). ``notation`` says how it prints:
     ``"call"`` (``name(x)``), ``"infix"`` (``a + b``), ``"prefix"`` (``-x``) or ``"postfix"``
     (``x ** 2``), with its operator ``symbol`` and ``precedence`` (Python's: 1 for ``+ -``, 2 for
     ``* / %``, 3 for unary minus, 4 for ``**``). ``method`` is the ``Value`` method or operator that
@@ -70,7 +102,8 @@ class Primitive:
     name: str
     arity: int  # number of inputs; -1 for n-ary (sum)
     forward: Callable[..., Any]
-    vjp: Callable[..., tuple]
+    vjp: Callable[..., tuple] | None = None  # the combined rule (made from vjps when not given)
+    vjps: tuple[Callable[..., Any], ...] = ()  # one rule per input (made from vjp when not given)
     notation: str = "call"
     symbol: str = ""
     precedence: int = 9
@@ -87,6 +120,16 @@ class Primitive:
     exponent: float | None = None  # set on the x ** c family (pow_const): c
     base: float | None = None  # set on the c ** x family (rpow_const): c
     doc: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.vjp is None and not self.vjps:
+            raise TypeError(f"primitive {self.name!r} needs a derivative rule: vjps=(one rule per input) or vjp=")
+        if self.vjps and self.arity != len(self.vjps):
+            raise TypeError(f"primitive {self.name!r} takes {self.arity} inputs but has {len(self.vjps)} rules in vjps")
+        if self.vjp is None:
+            object.__setattr__(self, "vjp", combined_rule(self.vjps))  # the record is frozen
+        elif not self.vjps:
+            object.__setattr__(self, "vjps", per_input_rules(self.vjp, self.arity))
 
     @property
     def is_call(self) -> bool:
@@ -197,14 +240,16 @@ def _is_zero(x):
     return abs(x) <= 0
 
 
-def _pow_vjp(m, g, out, a, b):
+def _pow_vjp_base(m, g, out, a, b):
     # d/da a**b = b * a**(b-1). At (0, 0) that is 0 * 0**-1, and PyTorch gives 0 (a**0 is
     # constant): there the exponent b - 1 becomes 1 - 1, so 0 * 0**0 = 0 and 0**-1 never runs.
+    return g * (b * m.pow(a, m.where(abs(a) + abs(b) <= 0, 1.0, b) - 1))  # both zero (NaN is not)
+
+
+def _pow_vjp_exponent(m, g, out, a, b):
     # d/db a**b = a**b * log(a): defined for a > 0; 0 at a == 0 (PyTorch's convention),
     # NaN for a negative base, where a**b is only defined at integer b, and for a NaN base.
-    da = b * m.pow(a, m.where(abs(a) + abs(b) <= 0, 1.0, b) - 1)  # both zero (NaN is not)
-    dlog = _log_or(m, a, m.where(_is_zero(a), 0.0, math.nan))
-    return g * da, g * out * dlog
+    return g * out * _log_or(m, a, m.where(_is_zero(a), 0.0, math.nan))
 
 
 def _number_label(c: float) -> str:
@@ -212,7 +257,7 @@ def _number_label(c: float) -> str:
 
 
 def _zero(m, g, out, x):
-    return (g * 0.0,)
+    return g * 0.0
 
 
 def _near_integer(x: float) -> float:
@@ -230,111 +275,114 @@ def _mod_jump_distance(a: float, b: float) -> float:
 
 def _unary(name: str, forward, vjp, **facts) -> Primitive:
     """A one-input primitive written as a call and reached by the ``Value`` method ``name``."""
-    return Primitive(name, 1, forward, vjp, method=facts.pop("method", name), **facts)
+    return Primitive(name, 1, forward, vjps=(vjp,), method=facts.pop("method", name), **facts)
 
 
-def _binary_function(name: str, forward, vjp, **facts) -> Primitive:
+def _binary_function(name: str, forward, vjps, **facts) -> Primitive:
     """A two-input primitive written as a call: ``tinygrad_edu.<name>(a, b)``."""
-    return Primitive(name, 2, forward, vjp, function=True, **facts)
+    return Primitive(name, 2, forward, vjps=vjps, function=True, **facts)
 
 
 # The table. Each entry: forward, then its derivative right beside it. -------------------------
 
-ADD = Primitive("add", 2, lambda m, a, b: a + b, lambda m, g, out, a, b: (g, g), notation="infix", symbol="+",
-                precedence=1, method="__add__", complex_step=True, doc="1, 1")
-SUB = Primitive("sub", 2, lambda m, a, b: a - b, lambda m, g, out, a, b: (g, -g), notation="infix", symbol="-",
-                precedence=1, method="__sub__", complex_step=True, doc="1, -1")
-MUL = Primitive("mul", 2, lambda m, a, b: a * b, lambda m, g, out, a, b: (g * b, g * a), notation="infix",
-                symbol="*", precedence=2, method="__mul__", complex_step=True, doc="b, a")
+# A two-input primitive has one rule per input, the gradient of a then of b: vjps=(d_a, d_b).
+ADD = Primitive("add", 2, lambda m, a, b: a + b, vjps=(lambda m, g, out, a, b: g, lambda m, g, out, a, b: g),
+                notation="infix", symbol="+", precedence=1, method="__add__", complex_step=True, doc="1, 1")
+SUB = Primitive("sub", 2, lambda m, a, b: a - b, vjps=(lambda m, g, out, a, b: g, lambda m, g, out, a, b: -g),
+                notation="infix", symbol="-", precedence=1, method="__sub__", complex_step=True, doc="1, -1")
+MUL = Primitive("mul", 2, lambda m, a, b: a * b, vjps=(lambda m, g, out, a, b: g * b, lambda m, g, out, a, b: g * a),
+                notation="infix", symbol="*", precedence=2, method="__mul__", complex_step=True, doc="b, a")
 DIV = Primitive(
-    "div", 2, lambda m, a, b: a / b, lambda m, g, out, a, b: (g / b, -g * out / b), notation="infix", symbol="/",
-    precedence=2, method="__truediv__", domain="b != 0", interior=lambda a, b: abs(b) >= 0.25, complex_step=True,
-    doc="1/b, -a/b²",
+    "div", 2, lambda m, a, b: a / b, vjps=(lambda m, g, out, a, b: g / b, lambda m, g, out, a, b: -g * out / b),
+    notation="infix", symbol="/", precedence=2, method="__truediv__", domain="b != 0",
+    interior=lambda a, b: abs(b) >= 0.25, complex_step=True, doc="1/b, -a/b²",
 )
 MOD = Primitive(
-    "mod", 2, lambda m, a, b: m.mod(a, b), lambda m, g, out, a, b: (g, -g * m.floordiv(a, b)), notation="infix",
+    "mod", 2, lambda m, a, b: m.mod(a, b),
+    vjps=(lambda m, g, out, a, b: g, lambda m, g, out, a, b: -g * m.floordiv(a, b)), notation="infix",
     symbol="%", precedence=2, method="__mod__", domain="b != 0",
     interior=lambda a, b: abs(b) >= 0.25, kinks_at=lambda a, b: _mod_jump_distance(a, b), continuous=False,
     convention="jumps where a/b is an integer; the derivative there is the one-sided 1, -floor(a/b)",
     doc="1, -floor(a/b) (Python's sign rule: the result has b's sign)",
 )
 POW = Primitive(
-    "pow", 2, lambda m, a, b: m.pow(a, b), _pow_vjp, notation="infix", symbol="**", precedence=4,
+    "pow", 2, lambda m, a, b: m.pow(a, b), vjps=(_pow_vjp_base, _pow_vjp_exponent), notation="infix", symbol="**", precedence=4,
     domain="a > 0, or a < 0 with an integer b, or a == 0 with b >= 0",
     interior=lambda a, b: 0.25 <= a <= 10.0 and abs(b) <= 3.0, complex_step=True,
     convention="d/db at a = 0 is 0; NaN for a negative base", doc="b·a^(b-1), a^b·log a",
 )
-NEG = Primitive("neg", 1, lambda m, x: -x, lambda m, g, out, x: (-g,), notation="prefix", symbol="-",
+NEG = Primitive("neg", 1, lambda m, x: -x, vjps=(lambda m, g, out, x: -g,), notation="prefix", symbol="-",
                 precedence=3, method="__neg__", complex_step=True, doc="-1")
-ABS = _unary("abs", lambda m, x: abs(x), lambda m, g, out, x: (g * m.sign(x),), method="__abs__",
+ABS = _unary("abs", lambda m, x: abs(x), lambda m, g, out, x: g * m.sign(x), method="__abs__",
              kinks=(0.0,), convention="0 at 0", doc="sign(x)")
-EXP = _unary("exp", lambda m, x: m.exp(x), lambda m, g, out, x: (g * out,), domain="x <= 709.78",
+EXP = _unary("exp", lambda m, x: m.exp(x), lambda m, g, out, x: g * out, domain="x <= 709.78",
              interior=lambda x: x <= 4.0, complex_step=True, doc="exp x")
-LOG = _unary("log", lambda m, x: m.log(x), lambda m, g, out, x: (g / x,), domain="x > 0",
+LOG = _unary("log", lambda m, x: m.log(x), lambda m, g, out, x: g / x, domain="x > 0",
              interior=lambda x: x >= 0.1, complex_step=True, doc="1/x")
-SQRT = _unary("sqrt", lambda m, x: m.sqrt(x), lambda m, g, out, x: (g / (2.0 * out),),
+SQRT = _unary("sqrt", lambda m, x: m.sqrt(x), lambda m, g, out, x: g / (2.0 * out),
               domain="x >= 0 (x > 0 for the derivative)", interior=lambda x: x >= 0.1, complex_step=True,
               doc="1/(2 sqrt x)")
-TANH = _unary("tanh", lambda m, x: m.tanh(x), lambda m, g, out, x: (g * (1.0 - out * out),), complex_step=True,
+TANH = _unary("tanh", lambda m, x: m.tanh(x), lambda m, g, out, x: g * (1.0 - out * out), complex_step=True,
               doc="1 - tanh²")
-SIGMOID = _unary("sigmoid", lambda m, x: m.sigmoid(x), lambda m, g, out, x: (g * out * (1.0 - out),),
+SIGMOID = _unary("sigmoid", lambda m, x: m.sigmoid(x), lambda m, g, out, x: g * out * (1.0 - out),
                  complex_step=True, doc="σ(1-σ)")
-SOFTPLUS = _unary("softplus", lambda m, x: m.softplus(x), lambda m, g, out, x: (g * m.sigmoid(x),),
+SOFTPLUS = _unary("softplus", lambda m, x: m.softplus(x), lambda m, g, out, x: g * m.sigmoid(x),
                   complex_step=True, doc="σ(x)")
-RELU = _unary("relu", lambda m, x: m.relu(x), lambda m, g, out, x: (g * m.step(x),), kinks=(0.0,),
+RELU = _unary("relu", lambda m, x: m.relu(x), lambda m, g, out, x: g * m.step(x), kinks=(0.0,),
               convention="0 at 0", complex_step=True, doc="1 where x > 0, else 0")
-SIN = _unary("sin", lambda m, x: m.sin(x), lambda m, g, out, x: (g * m.cos(x),), complex_step=True, doc="cos x")
-COS = _unary("cos", lambda m, x: m.cos(x), lambda m, g, out, x: (-g * m.sin(x),), complex_step=True, doc="-sin x")
+SIN = _unary("sin", lambda m, x: m.sin(x), lambda m, g, out, x: g * m.cos(x), complex_step=True, doc="cos x")
+COS = _unary("cos", lambda m, x: m.cos(x), lambda m, g, out, x: -g * m.sin(x), complex_step=True, doc="-sin x")
 SUM = Primitive("sum", -1, lambda m, *xs: m.add_n(xs), lambda m, g, out, *xs: (g,) * len(xs), complex_step=True,
                 doc="1 for every input")
 # nn.binary_cross_entropy_with_logits's graph, softplus(z) - z * t, as one primitive: the same
 # forward, and the derivative sigmoid(z) - t in one rule (the batched engine's fuse_logit_bce pass).
 BCE_WITH_LOGITS = Primitive(
     "binary_cross_entropy_with_logits", 2, lambda m, z, t: m.softplus(z) - z * t,
-    lambda m, g, out, z, t: (g * (m.sigmoid(z) - t), -g * z), complex_step=True, doc="σ(z) - t, -z",
+    vjps=(lambda m, g, out, z, t: g * (m.sigmoid(z) - t), lambda m, g, out, z, t: -g * z), complex_step=True,
+    doc="σ(z) - t, -z",
 )
 
 # Trigonometric and hyperbolic functions and their inverses.
-TAN = _unary("tan", lambda m, x: m.tan(x), lambda m, g, out, x: (g * (1.0 + out * out),),
+TAN = _unary("tan", lambda m, x: m.tan(x), lambda m, g, out, x: g * (1.0 + out * out),
              domain="x not an odd multiple of π/2", interior=lambda x: abs(x) <= 1.2, complex_step=True,
              doc="1 + tan²")
-ASIN = _unary("asin", lambda m, x: m.asin(x), lambda m, g, out, x: (g / m.sqrt(1.0 - x * x),),
+ASIN = _unary("asin", lambda m, x: m.asin(x), lambda m, g, out, x: g / m.sqrt(1.0 - x * x),
               domain="-1 <= x <= 1 (inside for the derivative)", interior=lambda x: abs(x) <= 0.9,
               complex_step=True, doc="1/sqrt(1 - x²)")
-ACOS = _unary("acos", lambda m, x: m.acos(x), lambda m, g, out, x: (-g / m.sqrt(1.0 - x * x),),
+ACOS = _unary("acos", lambda m, x: m.acos(x), lambda m, g, out, x: -g / m.sqrt(1.0 - x * x),
               domain="-1 <= x <= 1 (inside for the derivative)", interior=lambda x: abs(x) <= 0.9,
               complex_step=True, doc="-1/sqrt(1 - x²)")
-ATAN = _unary("atan", lambda m, x: m.atan(x), lambda m, g, out, x: (g / (1.0 + x * x),), complex_step=True,
+ATAN = _unary("atan", lambda m, x: m.atan(x), lambda m, g, out, x: g / (1.0 + x * x), complex_step=True,
               doc="1/(1 + x²)")
-SINH = _unary("sinh", lambda m, x: m.sinh(x), lambda m, g, out, x: (g * m.cosh(x),),
+SINH = _unary("sinh", lambda m, x: m.sinh(x), lambda m, g, out, x: g * m.cosh(x),
               interior=lambda x: abs(x) <= 4.0, complex_step=True, doc="cosh x")
-COSH = _unary("cosh", lambda m, x: m.cosh(x), lambda m, g, out, x: (g * m.sinh(x),),
+COSH = _unary("cosh", lambda m, x: m.cosh(x), lambda m, g, out, x: g * m.sinh(x),
               interior=lambda x: abs(x) <= 4.0, complex_step=True, doc="sinh x")
-ASINH = _unary("asinh", lambda m, x: m.asinh(x), lambda m, g, out, x: (g / m.sqrt(x * x + 1.0),),
+ASINH = _unary("asinh", lambda m, x: m.asinh(x), lambda m, g, out, x: g / m.sqrt(x * x + 1.0),
                complex_step=True, doc="1/sqrt(x² + 1)")
-ACOSH = _unary("acosh", lambda m, x: m.acosh(x), lambda m, g, out, x: (g / m.sqrt(x * x - 1.0),),
+ACOSH = _unary("acosh", lambda m, x: m.acosh(x), lambda m, g, out, x: g / m.sqrt(x * x - 1.0),
                domain="x >= 1 (x > 1 for the derivative)", interior=lambda x: 1.1 <= x <= 10.0,
                complex_step=True, doc="1/sqrt(x² - 1)")
-ATANH = _unary("atanh", lambda m, x: m.atanh(x), lambda m, g, out, x: (g / (1.0 - x * x),),
+ATANH = _unary("atanh", lambda m, x: m.atanh(x), lambda m, g, out, x: g / (1.0 - x * x),
                domain="-1 < x < 1", interior=lambda x: abs(x) <= 0.9, complex_step=True, doc="1/(1 - x²)")
 
-DEG2RAD = _unary("deg2rad", lambda m, x: x * (math.pi / 180.0), lambda m, g, out, x: (g * (math.pi / 180.0),),
+DEG2RAD = _unary("deg2rad", lambda m, x: x * (math.pi / 180.0), lambda m, g, out, x: g * (math.pi / 180.0),
                  complex_step=True, doc="π/180")
 
 # Exponentials and logarithms that keep their precision.
-LOG1P = _unary("log1p", lambda m, x: m.log1p(x), lambda m, g, out, x: (g / (1.0 + x),), domain="x > -1",
+LOG1P = _unary("log1p", lambda m, x: m.log1p(x), lambda m, g, out, x: g / (1.0 + x), domain="x > -1",
                interior=lambda x: x >= -0.9, complex_step=True, doc="1/(1 + x); exact for tiny x")
-EXPM1 = _unary("expm1", lambda m, x: m.expm1(x), lambda m, g, out, x: (g * (out + 1.0),),
+EXPM1 = _unary("expm1", lambda m, x: m.expm1(x), lambda m, g, out, x: g * (out + 1.0),
                interior=lambda x: x <= 4.0, complex_step=True, doc="exp x; exact for tiny x")
-LOG2 = _unary("log2", lambda m, x: m.log2(x), lambda m, g, out, x: (g / (x * LN2),), domain="x > 0",
+LOG2 = _unary("log2", lambda m, x: m.log2(x), lambda m, g, out, x: g / (x * LN2), domain="x > 0",
               interior=lambda x: x >= 0.1, complex_step=True, doc="1/(x ln 2)")
-LOG10 = _unary("log10", lambda m, x: m.log10(x), lambda m, g, out, x: (g / (x * LN10),), domain="x > 0",
+LOG10 = _unary("log10", lambda m, x: m.log10(x), lambda m, g, out, x: g / (x * LN10), domain="x > 0",
                interior=lambda x: x >= 0.1, complex_step=True, doc="1/(x ln 10)")
-EXP2 = _unary("exp2", lambda m, x: m.exp2(x), lambda m, g, out, x: (g * out * LN2,),
+EXP2 = _unary("exp2", lambda m, x: m.exp2(x), lambda m, g, out, x: g * out * LN2,
               interior=lambda x: x <= 6.0, complex_step=True, doc="2^x ln 2")
-ERF = _unary("erf", lambda m, x: m.erf(x), lambda m, g, out, x: (g * _TWO_OVER_SQRT_PI * m.exp(-x * x),),
+ERF = _unary("erf", lambda m, x: m.erf(x), lambda m, g, out, x: g * _TWO_OVER_SQRT_PI * m.exp(-x * x),
              doc="2/sqrt(π) exp(-x²)")
-ERFC = _unary("erfc", lambda m, x: m.erfc(x), lambda m, g, out, x: (-g * _TWO_OVER_SQRT_PI * m.exp(-x * x),),
+ERFC = _unary("erfc", lambda m, x: m.erfc(x), lambda m, g, out, x: -g * _TWO_OVER_SQRT_PI * m.exp(-x * x),
               doc="-2/sqrt(π) exp(-x²)")
 
 # Rounding: piecewise constant, so the derivative is 0 (PyTorch's choice, also at the jumps).
@@ -350,7 +398,7 @@ SIGN = _unary("sign", lambda m, x: m.sign(x), _zero, kinks=(0.0,), convention="0
 # Functions of two inputs: tinygrad_edu.atan2(y, x), hypot, maximum, minimum, logaddexp.
 ATAN2 = _binary_function(
     "atan2", lambda m, y, x: m.atan2(y, x),
-    lambda m, g, out, y, x: (g * x / (x * x + y * y), -g * y / (x * x + y * y)),
+    (lambda m, g, out, y, x: g * x / (x * x + y * y), lambda m, g, out, y, x: -g * y / (x * x + y * y)),
     domain="all (y, x); the derivative needs (y, x) != (0, 0)",
     interior=lambda y, x: math.hypot(y, x) >= 0.25, kinks_at=lambda y, x: abs(y) if x < 0 else math.hypot(y, x),
     continuous=False,
@@ -358,7 +406,7 @@ ATAN2 = _binary_function(
     doc="x/(x² + y²), -y/(x² + y²)",
 )
 HYPOT = _binary_function(
-    "hypot", lambda m, a, b: m.hypot(a, b), lambda m, g, out, a, b: (g * a / out, g * b / out),
+    "hypot", lambda m, a, b: m.hypot(a, b), (lambda m, g, out, a, b: g * a / out, lambda m, g, out, a, b: g * b / out),
     domain="all (a, b); the derivative needs (a, b) != (0, 0)", interior=lambda a, b: math.hypot(a, b) >= 0.25,
     kinks=(), kinks_at=lambda a, b: math.hypot(a, b), complex_step=False, doc="a/hypot, b/hypot",
 )
@@ -366,28 +414,28 @@ _TIE = "a tie splits the gradient 0.5/0.5"
 # d max(a, b)/da = 0.5 (1 + sign(a - b)): 1 for the larger input, 0.5 at a tie, NaN where a or b is.
 MAXIMUM = _binary_function(
     "maximum", lambda m, a, b: m.maximum(a, b),
-    lambda m, g, out, a, b: (g * (0.5 * (1.0 + m.sign(a - b))), g * (0.5 * (1.0 - m.sign(a - b)))),
+    (lambda m, g, out, a, b: g * (0.5 * (1.0 + m.sign(a - b))), lambda m, g, out, a, b: g * (0.5 * (1.0 - m.sign(a - b)))),
     kinks_at=lambda a, b: (a - b) * math.sqrt(0.5), convention=_TIE, doc="1 to the larger input, 0 to the other",
 )
 MINIMUM = _binary_function(
     "minimum", lambda m, a, b: m.minimum(a, b),
-    lambda m, g, out, a, b: (g * (0.5 * (1.0 - m.sign(a - b))), g * (0.5 * (1.0 + m.sign(a - b)))),
+    (lambda m, g, out, a, b: g * (0.5 * (1.0 - m.sign(a - b))), lambda m, g, out, a, b: g * (0.5 * (1.0 + m.sign(a - b)))),
     kinks_at=lambda a, b: (a - b) * math.sqrt(0.5), convention=_TIE, doc="1 to the smaller input, 0 to the other",
 )
 LOGADDEXP = _binary_function(
     "logaddexp", lambda m, a, b: m.logaddexp(a, b),
-    lambda m, g, out, a, b: (g * m.sigmoid(a - b), g * m.sigmoid(b - a)), complex_step=True,
+    (lambda m, g, out, a, b: g * m.sigmoid(a - b), lambda m, g, out, a, b: g * m.sigmoid(b - a)), complex_step=True,
     doc="σ(a - b), σ(b - a)",
 )
 
 # Activations.
 SILU = _unary("silu", lambda m, x: x * m.sigmoid(x),
-              lambda m, g, out, x: (g * (m.sigmoid(x) * (1.0 + x * (1.0 - m.sigmoid(x)))),), complex_step=True,
+              lambda m, g, out, x: g * (m.sigmoid(x) * (1.0 + x * (1.0 - m.sigmoid(x)))), complex_step=True,
               doc="σ(x)(1 + x(1 - σ(x)))")
-LOGSIGMOID = _unary("logsigmoid", lambda m, x: -m.softplus(-x), lambda m, g, out, x: (g * m.sigmoid(-x),),
+LOGSIGMOID = _unary("logsigmoid", lambda m, x: -m.softplus(-x), lambda m, g, out, x: g * m.sigmoid(-x),
                     complex_step=True, doc="σ(-x)")
 SOFTSIGN = _unary("softsign", lambda m, x: x / (1.0 + abs(x)),
-                  lambda m, g, out, x: (g / ((1.0 + abs(x)) * (1.0 + abs(x))),), kinks=(0.0,),
+                  lambda m, g, out, x: g / ((1.0 + abs(x)) * (1.0 + abs(x))), kinks=(0.0,),
                   convention="smooth at 0 (derivative 1); its second derivative jumps there",
                   doc="1/(1 + |x|)²")
 
@@ -396,7 +444,7 @@ def _leaky_relu(negative_slope: float) -> Primitive:
     s = _real("leaky_relu", "negative_slope", negative_slope)
     return Primitive(
         "leaky_relu", 1, lambda m, x: m.where(x > 0, x, x * s),
-        lambda m, g, out, x: (g * (s + (1.0 - s) * m.step(x)),),  # step: 1 where x > 0, 0 at 0, NaN at NaN
+        vjps=(lambda m, g, out, x: g * (s + (1.0 - s) * m.step(x)),),  # step: 1 where x > 0, 0 at 0, NaN at NaN
         kinks=(0.0,), convention="negative_slope at 0", params=(("negative_slope", s),),
         doc="1 where x > 0, else negative_slope",
     )
@@ -406,7 +454,7 @@ def _elu(alpha: float) -> Primitive:
     a = _real("elu", "alpha", alpha)
     return Primitive(
         "elu", 1, lambda m, x: m.where(x > 0, x, a * m.expm1(m.where(x > 0, 0.0, x))),
-        lambda m, g, out, x: (g * m.where(x > 0, 1.0, a * m.exp(m.where(x > 0, 0.0, x))),),
+        vjps=(lambda m, g, out, x: g * m.where(x > 0, 1.0, a * m.exp(m.where(x > 0, 0.0, x))),),
         kinks=(0.0,), convention="alpha at 0", params=(("alpha", a),),
         doc="1 where x > 0, else alpha·exp(x)",
     )
@@ -417,7 +465,7 @@ def _gelu_exact(m, x):  # x·Φ(x), Φ written with erfc: no cancellation for x 
 
 
 def _gelu_exact_vjp(m, g, out, x):
-    return (g * (0.5 * m.erfc(-x * math.sqrt(0.5)) + x * _INV_SQRT_2PI * m.exp(-0.5 * x * x)),)
+    return g * (0.5 * m.erfc(-x * math.sqrt(0.5)) + x * _INV_SQRT_2PI * m.exp(-0.5 * x * x))
 
 
 def _gelu_tanh(m, x):
@@ -426,14 +474,14 @@ def _gelu_tanh(m, x):
 
 def _gelu_tanh_vjp(m, g, out, x):
     t = m.tanh(_SQRT_2_OVER_PI * (x + _GELU_C * x * x * x))
-    return (g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * x * x)),)
+    return g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_C * x * x))
 
 
 def _gelu(approximate: str) -> Primitive:
     if approximate == "none":
-        return Primitive("gelu", 1, _gelu_exact, _gelu_exact_vjp, doc="Φ(x) + x·φ(x)")
+        return Primitive("gelu", 1, _gelu_exact, vjps=(_gelu_exact_vjp,), doc="Φ(x) + x·φ(x)")
     if approximate == "tanh":
-        return Primitive("gelu", 1, _gelu_tanh, _gelu_tanh_vjp, params=(("approximate", "tanh"),),
+        return Primitive("gelu", 1, _gelu_tanh, vjps=(_gelu_tanh_vjp,), params=(("approximate", "tanh"),),
                          complex_step=True, doc="of 0.5x(1 + tanh(sqrt(2/π)(x + 0.044715x³)))")
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r:.40}")
 
@@ -459,7 +507,7 @@ def _clamp(min: float | None, max: float | None) -> Primitive:  # noqa: A002  (P
     if lo is None and hi is None:
         raise TypeError("clamp needs min or max (or both)")
     return Primitive(
-        "clamp", 1, lambda m, x: _clip(m, x, lo, hi), lambda m, g, out, x: (g * _inside(m, x, lo, hi),),
+        "clamp", 1, lambda m, x: _clip(m, x, lo, hi), vjps=(lambda m, g, out, x: g * _inside(m, x, lo, hi),),
         kinks=tuple(b for b in (lo, hi) if b is not None), params=(("min", lo), ("max", hi)),
         convention="1 at min and max (the gradient passes at the bounds); above max when min > max",
         doc="1 where min <= x <= max, else 0",
@@ -472,7 +520,7 @@ def _hardtanh(min_val: float, max_val: float) -> Primitive:
         raise ValueError(f"hardtanh: min_val ({lo!r}) must not be greater than max_val ({hi!r})")
     return Primitive(
         "hardtanh", 1, lambda m, x: _clip(m, x, lo, hi),
-        lambda m, g, out, x: (g * (m.step(x - lo) * m.step(hi - x)),),
+        vjps=(lambda m, g, out, x: g * (m.step(x - lo) * m.step(hi - x)),),
         kinks=(lo, hi), params=(("min_val", lo), ("max_val", hi)),
         convention="0 at min_val and max_val (unlike clamp)", doc="1 where min_val < x < max_val, else 0",
     )
@@ -486,7 +534,8 @@ def _where(condition: bool) -> Primitive:
     c = condition
     return Primitive(
         "where", 2, lambda m, a, b: a if c else b,
-        lambda m, g, out, a, b: (g, g * 0.0) if c else (g * 0.0, g), params=(("condition", c),),
+        vjps=(lambda m, g, out, a, b: g if c else g * 0.0, lambda m, g, out, a, b: g * 0.0 if c else g),
+        params=(("condition", c),),
         complex_step=True, doc="1 to the chosen input, 0 to the other",
     )
 
@@ -522,16 +571,16 @@ BUILTIN_NAMES: tuple[str, ...] = tuple(PRIMITIVES)
 
 def _pow_const(c: float) -> Primitive:
     if c == 0:
-        vjp = lambda m, g, out, x: (g * 0.0,)  # noqa: E731  (x**0 is constant; avoids 0 * x**-1)
+        vjp = lambda m, g, out, x: g * 0.0  # noqa: E731  (x**0 is constant; avoids 0 * x**-1)
     else:
-        vjp = lambda m, g, out, x: (g * c * m.pow(x, c - 1.0),)  # noqa: E731
+        vjp = lambda m, g, out, x: g * c * m.pow(x, c - 1.0)  # noqa: E731
     label = _number_label(c)
     if c == int(c):
         interior = _anywhere if c >= 0 else (lambda x: abs(x) >= 0.25)
     else:
         interior = lambda x: 0.25 <= x <= 10.0  # noqa: E731  (a fractional power needs x > 0; keep its derivative tame)
     return Primitive(
-        f"**{label}", 1, lambda m, x: m.pow(x, c), vjp, notation="postfix", symbol=f"** {label}", precedence=4,
+        f"**{label}", 1, lambda m, x: m.pow(x, c), vjps=(vjp,), notation="postfix", symbol=f"** {label}", precedence=4,
         exponent=c, domain="x > 0 unless the exponent is an integer", interior=interior, complex_step=True,
         doc="c·x^(c-1)",
     )
@@ -544,7 +593,7 @@ def _rpow_const(c: float) -> Primitive:
     dlog = math.log(c) if c > 0 else (0.0 if c == 0 else math.nan)
     label = _number_label(c)
     return Primitive(
-        f"{label}**", 1, lambda m, x: m.pow(c, x), lambda m, g, out, x: (g * out * dlog,), notation="prefix",
+        f"{label}**", 1, lambda m, x: m.pow(c, x), vjps=(lambda m, g, out, x: g * out * dlog,), notation="prefix",
         symbol=f"{label} ** ", precedence=4, base=c, complex_step=c > 0,
         domain="x >= 0 if the base is 0; an integer x if the base is negative",
         interior=(lambda x: abs(x) <= 3.0) if c > 0 else _anywhere, doc="c^x log c",
@@ -643,5 +692,5 @@ def markdown_table() -> str:
 
 __all__ = [
     "Primitive", "Family", "PRIMITIVES", "FAMILIES", "FLOAT_MATH", "FloatMath", "pow_const", "register",
-    "markdown_table", "spelling", "REQUIRED", "BUILTIN_NAMES", "rpow_const",
+    "markdown_table", "spelling", "REQUIRED", "BUILTIN_NAMES", "rpow_const", "combined_rule", "per_input_rules",
 ]
