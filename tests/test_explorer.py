@@ -13,7 +13,8 @@ import pytest
 from tinygrad_edu import Value
 from tinygrad_edu.engine import topological_order
 from tinygrad_edu.nn import MLP, binary_cross_entropy_with_logits
-from tinygrad_edu.viz import Explorer, GraphTooLargeError, explore
+from tinygrad_edu.viz import Explorer, GraphTooLargeError, draw_graph, explore
+from tinygrad_edu.viz.analysis import format_number
 
 pytestmark = pytest.mark.usefixtures("require_svg_layout")
 
@@ -171,3 +172,26 @@ def test_bad_arguments_say_what_is_allowed():
         explore(y, max_nodes=0)
     with pytest.raises(GraphTooLargeError, match="more than 3 values"):
         explore(y, max_nodes=3)
+
+
+def test_the_static_drawing_and_the_explorer_show_the_same_numbers():
+    loss, model = mlp_loss()
+    loss.backward()  # one backward: the engine's .grad (the drawing) and the replay (the explorer) agree
+    data = explore(loss).data
+    source = draw_graph(loss).source
+    records = re.findall(r'^\s*(n\d+) \[label="\{?(?:[^|"]*\| )?data ([^ |]+) \| grad ([^ |}]+)', source, re.M)
+    shown = {node_id: (value, grad) for node_id, value, grad in records}
+    assert len(shown) == len(data["nodes"])
+    for node in data["nodes"]:
+        assert shown[node["id"]] == (format_number(node["data"]), format_number(node["grad"]))
+    # every edge's flow: the drawing's tooltip, the explorer's contribution (|upstream x local|)
+    drawn = re.findall(r'^\s*(n\d+) -> (n\d+)op \[.*tooltip="gradient along this edge: ([^"]+)"', source, re.M)
+    played = [(c["parent"], s["node"], c["slot"], format_number(abs(c["value"][0])))
+              for s in data["steps"] if s["phase"] == "backward" for c in s["contributions"]]
+    assert sorted(drawn) == sorted((parent, node, flow) for parent, node, _, flow in played)
+    assert len(drawn) == len(data["edges"])
+    # each neuron's gradient norm: the collapsed drawing's box, the explorer's cluster
+    boxes = dict((m[1], m[0]) for m in re.findall(r'label="[^"]*grad norm ([^ "|}]+)[^"]*" .*tooltip="([^"]+)"',
+                                                    draw_graph(loss, collapse="neuron").source))
+    norms = {c["module"]: c["norms"][-1][1] for c in data["clusters"]}
+    assert len(norms) == 9 and boxes == norms

@@ -1,6 +1,8 @@
 """Backpropagation as a movie: GIF frames in which the gradients fill in, node by node, in the
 engine's backward order, each step applying one operation's derivative rule from the primitive
-table (the steps are :func:`.analysis.replay_backward`'s, the same the HTML explorer plays)."""
+table. The frames are one :func:`.analysis.analyze` pass (``grads="replay"``, the steps the HTML
+explorer plays) seen after each step (:meth:`~.analysis.GraphAnalysis.after`), written as DOT by
+:func:`.dot.graph_dot`."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ from pathlib import Path
 from .._io import atomic_write
 from ..engine import Value
 from . import layout
-from .analysis import replay_backward
-from .graph import GraphTooLargeError, collect_values, draw_graph
+from .analysis import GraphTooLargeError, analyze, replay_backward
+from .dot import check_options, graph_dot
 
 
 def backward_steps(root: Value) -> list[tuple[Value, dict[Value, float]]]:
@@ -57,34 +59,41 @@ def animate_backward(
     for key in ("grads", "highlight", "passed", "title", "collapse"):
         if key in draw_options:
             raise TypeError(f"animate_backward sets {key!r} itself; leave it out")
-    values = collect_values(root, limit=max_nodes)
-    if values is None:
-        err = GraphTooLargeError(
-            f"animate_backward: the graph has more than {max_nodes} values (max_nodes={max_nodes}); "
-            "animate a smaller graph (one sample's loss) or raise max_nodes - every frame is a dot run"
-        )
-        err.reason = f"the graph has more than {max_nodes} values"
-        raise err
+    analysis_options = {k: draw_options.pop(k) for k in ("digits", "vanishing", "exploding") if k in draw_options}
+    render_options = {"rankdir": "LR", "color_by": "grad", "cluster": "auto", **draw_options}
+    unknown = set(render_options) - {"rankdir", "show_data", "show_grad", "color_by", "cluster", "legend"}
+    if unknown:
+        raise TypeError(f"animate_backward got unexpected option(s) {', '.join(sorted(unknown))}")
+    check_options(render_options["rankdir"], render_options["color_by"], max_nodes, None, render_options["cluster"])
+    if "legend" in render_options:
+        render_options["legend_box"] = render_options.pop("legend")
+    try:
+        analysis = analyze(root, grads="replay", max_nodes=max_nodes, **analysis_options)
+    except GraphTooLargeError as err:
+        raise GraphTooLargeError(
+            f"animate_backward: {err.reason} (max_nodes={max_nodes}); animate a smaller graph (one sample's loss) "
+            "or raise max_nodes - every frame is a dot run", err.reason) from None
 
-    steps = backward_steps(root)
+    steps = analysis.steps
     per_frame = max(1, math.ceil(len(steps) / (max_frames - 2)))
-    # (gradients shown, values outlined, values whose edges carry their gradient, title)
-    frames = [({}, [], [], "forward pass: data only"),
-              ({root: 1.0}, [root], [], "backward starts: d out / d out = 1")]
+    by_id = {n.id: n.value for n in analysis.nodes}
+    root_node = analysis.node(analysis.root)
+    # (the picture, its title)
+    frames = [(analysis.frame({}, (), ()), "forward pass: data only"),
+              (analysis.after(0, highlight=[root_node.value]), "backward starts: d out / d out = 1")]
     for start in range(0, len(steps), per_frame):
         chunk = steps[start:start + per_frame]
-        names = ", ".join(v.op.name for v, _ in chunk)
+        names = ", ".join(analysis.node(s.node).op for s in chunk)
         end = start + len(chunk)
-        frames.append((chunk[-1][1], [v for v, _ in chunk], [v for v, _ in steps[:end]],
+        frames.append((analysis.after(end, highlight=[by_id[s.node] for s in chunk]),
                        f"step {end}/{len(steps)}: through {names if len(names) <= 40 else names[:37] + '...'}"))
 
-    options = {"max_nodes": max_nodes, **draw_options}
     if layout.find_dot() is None:
         raise layout.GraphvizNotFoundError(f"the GIF animation needs Graphviz's dot, which is not on PATH: "
                                            f"{layout.INSTALL_HINT}")
     images = []
-    for grads, highlight, passed, title in frames:
-        graph = draw_graph(root, grads=grads, highlight=highlight, passed=passed, title=title, **options)
+    for picture, title in frames:
+        graph = graph_dot(picture, title=title, steady=True, **render_options)
         # A bounded canvas: rasterising a long chain at full size takes dot seconds per frame.
         graph.attr(dpi=str(dpi), size=f"{max_size[0] / dpi:.2f},{max_size[1] / dpi:.2f}")
         images.append(layout.render(graph.source, "png"))

@@ -21,240 +21,180 @@ import math
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 from .._io import write_text
 from ..engine import Value
 from ..symbolic import input_names, local_derivatives
 from . import layout, style
-from .analysis import (EXPLODING, LAYOUT_FACTOR, VANISHING, assign_modules, collect_values, format_number, health,
-                       layout_size, module_box, module_levels, node_kind, op_sign, replay_backward, short_names)
-from .graph import GraphTooLargeError, _emit_clusters, _new_digraph, _record_escape
+from .analysis import (EXPLODING, VANISHING, GraphAnalysis, GraphTooLargeError, Node, analyze, format_number, grad_norm,
+                       health)
+from .dot import escape_record, new_digraph, write_clusters
 
 #: Graphs with more values than this start collapsed by module when ``collapse="auto"``.
 AUTO_COLLAPSE_ABOVE = 40
 _FIGURE_SPACE = "\u2007"  # as wide as a digit: keeps a box the same size whatever number it shows
 
 
-class _Graph:
-    """The facts of one graph the page needs, numbered: nodes, edges, groups, steps."""
+def _num(x: float, digits: int) -> list:
+    """A number as the page gets it: ``[number, text]`` (a non-finite number is its text, ``"nan"``)."""
+    return [x if math.isfinite(x) else str(x), format_number(x, digits)]
 
-    def __init__(self, root: Value, collapse: str | None, digits: int, max_nodes: int,
-                 vanishing: float, exploding: float, backward: bool = True):
-        values = collect_values(root, limit=max_nodes)
-        if values is None:
-            raise _too_large(f"the graph has more than {max_nodes} values", max_nodes)
-        size = layout_size(values)
-        if size > LAYOUT_FACTOR * max_nodes:
-            raise _too_large(f"the graph's long edges make about {size} nodes to lay out", max_nodes)
-        self.root, self.values, self.digits = root, values, digits
-        self.index = {v: i for i, v in enumerate(values)}
-        self.labels = short_names(values, digits)  # what a box shows: short or nothing
-        self.names = short_names(values, digits, limit=48)  # what the text around it calls a node
-        self.module = modules = assign_modules(values)
-        if collapse == "auto":
-            has_modules = any(m is not None for m in modules.values())
-            collapse = "neuron" if has_modules and len(values) > AUTO_COLLAPSE_ABOVE else None
-        elif collapse is not None and not any(m is not None for m in modules.values()):
-            raise ValueError("explore: collapse needs parameters named like nn's (layers.0.neurons.3.w.1) to find "
-                             "modules; this graph has none, so explore it with collapse=None")
-        self.collapse = collapse
-        self.vanishing, self.exploding = vanishing, exploding
-        self.group: dict[Value, str | None] = {}
-        if collapse is not None:
-            consumers: dict[Value, set] = {}
-            for v in values:
-                self.group[v] = module_box(modules[v], collapse) if modules[v] is not None else None
-                for p in v.parents:
-                    consumers.setdefault(p, set()).add(v)
-            for v in values:  # a constant used only inside one module goes with it
-                if node_kind(v) == "constant":
-                    groups = {self.group[c] for c in consumers.get(v, ())}
-                    if len(groups) == 1:
-                        self.group[v] = groups.pop()
-        self.groups = sorted({g for g in self.group.values() if g is not None}, key=_module_order)
-        self.steps = self._steps(backward)
 
-    def id(self, v: Value) -> str:
-        return f"n{self.index[v]}"
-
-    def name(self, v: Value) -> str:
-        return self.names[v] or f"#{self.index[v]}"
-
-    def num(self, x: float) -> list:
-        return [x if math.isfinite(x) else str(x), format_number(x, self.digits)]
-
-    def _steps(self, backward: bool) -> list[dict]:
-        v_ = self.values
-        steps: list[dict] = [{
-            "phase": "start", "node": None,
-            "text": "Start: the inputs, parameters and constants are known.",
-            "values": [[self.id(v), *self.num(v.data)] for v in v_ if v.is_leaf],
-        }]
-        for v in v_:
-            if v.is_leaf:
-                continue
-            formula = v.op.format(*[self.name(p) for p in v.parents])
-            numbers = v.op.format(*[format_number(p.data, self.digits) for p in v.parents])
-            steps.append({
-                "phase": "forward", "node": self.id(v), "value": self.num(v.data),
-                "text": f"Forward: {self.name(v)} = {formula} = {numbers} = {format_number(v.data, self.digits)}"
-                if self.names[v] != formula.strip("()") else f"Forward: {formula} = {numbers} = "
-                f"{format_number(v.data, self.digits)}",
-            })
-        if not backward:
-            return steps
+def _steps(a: GraphAnalysis) -> list[dict]:
+    """The page's steps: the start, one forward step per computed node, the seed, then the
+    analysis' backward steps with the chain rule written out."""
+    digits = a.digits
+    steps: list[dict] = [{
+        "phase": "start", "node": None,
+        "text": "Start: the inputs, parameters and constants are known.",
+        "values": [[n.id, *_num(n.data, digits)] for n in a.nodes if n.op is None],
+    }]
+    for n in a.nodes:
+        if n.op is None:
+            continue
+        numbers = n.value.op.format(*[format_number(a.node(p).data, digits) for p in n.parents])
         steps.append({
-            "phase": "seed", "node": self.id(self.root), "grad": self.num(1.0),
-            "text": f"Backward starts: d {self.name(self.root)} / d {self.name(self.root)} = 1.",
+            "phase": "forward", "node": n.id, "value": _num(n.data, digits),
+            "text": f"Forward: {n.name} = {n.formula} = {numbers} = {format_number(n.data, digits)}"
+            if n.name != n.formula.strip("()") else f"Forward: {n.formula} = {numbers} = {format_number(n.data, digits)}",
         })
-        seen: dict[Value, int] = {}
-        for step in replay_backward(self.root):
-            v = step.node
-            names = input_names(v.op, len(v.parents))
-            formulas = local_derivatives(v.op, len(v.parents), [self.name(p) for p in v.parents], self.name(v))
-            contributions = []
-            for c, name, formula in zip(step.contributions, names, formulas):
-                seen[c.parent] = seen.get(c.parent, 0) + 1
-                contributions.append({
-                    "parent": self.id(c.parent), "slot": c.slot, "input": name,
-                    "formula": f"d {self.name(v)} / d {self.name(c.parent)} = {formula}",
-                    "local": self.num(c.local), "value": self.num(c.value), "total": self.num(c.total),
-                    "count": seen[c.parent],
-                })
-            steps.append({
-                "phase": "backward", "node": self.id(v), "upstream": self.num(step.upstream),
-                "rule": f"out = {v.op.format(*names)}", "op": v.op.name, "contributions": contributions,
-                "text": f"Backward through {v.op.name}: {self.name(v)} passes its gradient to its inputs.",
-            })
+    if a.gradients != "replay":
         return steps
+    root = a.node(a.root)
+    steps.append({
+        "phase": "seed", "node": root.id, "grad": _num(1.0, digits),
+        "text": f"Backward starts: d {root.name} / d {root.name} = 1.",
+    })
+    seen: dict[str, int] = {}
+    for step in a.steps:
+        n = a.node(step.node)
+        op = n.value.op
+        names = input_names(op, len(n.parents))
+        formulas = local_derivatives(op, len(n.parents), [a.node(p).name for p in n.parents], n.name)
+        contributions = []
+        for share, name, formula in zip(step.shares, names, formulas):
+            seen[share.parent] = seen.get(share.parent, 0) + 1
+            contributions.append({
+                "parent": share.parent, "slot": share.slot, "input": name,
+                "formula": f"d {n.name} / d {a.node(share.parent).name} = {formula}",
+                "local": _num(share.local, digits), "value": _num(share.value, digits), "total": _num(share.total, digits),
+                "count": seen[share.parent],
+            })
+        steps.append({
+            "phase": "backward", "node": n.id, "upstream": _num(step.upstream, digits),
+            "rule": f"out = {op.format(*names)}", "op": op.name, "contributions": contributions,
+            "text": f"Backward through {op.name}: {n.name} passes its gradient to its inputs.",
+        })
+    return steps
 
-    def backward_steps(self) -> dict[str, int]:
-        """The step at which each computed node passes its gradient on."""
-        return {step["node"]: s for s, step in enumerate(self.steps) if step["phase"] == "backward"}
 
-    def final_steps(self) -> dict[str, int]:
-        """The step from which each node's gradient is final (its value: known from the start)."""
-        last: dict[str, int] = {}
-        for s, step in enumerate(self.steps):
-            if step["phase"] == "seed":
-                last[step["node"]] = s
-            for c in step.get("contributions", ()):
-                last[c["parent"]] = s
-        return last
-
-
-def _module_order(name: str):
-    """Modules in numeric order: layers.2 before layers.10."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in name.split("."))
+def _final_steps(steps: list[dict]) -> dict[str, int]:
+    """The step from which each node's gradient is final (its value: known from the start)."""
+    last: dict[str, int] = {}
+    for s, step in enumerate(steps):
+        if step["phase"] == "seed":
+            last[step["node"]] = s
+        for c in step.get("contributions", ()):
+            last[c["parent"]] = s
+    return last
 
 
 def _too_large(what: str, max_nodes: int) -> GraphTooLargeError:
-    err = GraphTooLargeError(f"explore: {what} (max_nodes={max_nodes}); explore a smaller graph (one sample's "
-                             f"loss) or raise max_nodes - each layout is a Graphviz run")
-    err.reason = what
-    return err
+    return GraphTooLargeError(f"explore: {what} (max_nodes={max_nodes}); explore a smaller graph (one sample's "
+                              f"loss) or raise max_nodes - each layout is a Graphviz run", what)
 
 
 class _View:
-    """One layout: which groups are open; its DOT, and which drawn edge stands for which edges."""
+    """One layout: which clusters are open; its DOT, and which drawn edge stands for which edges."""
 
-    def __init__(self, graph: _Graph, open_groups: set[str], rankdir: str):
-        self.graph, self.open = graph, open_groups
+    def __init__(self, analysis: GraphAnalysis, steps: list[dict], open_clusters: set[str], rankdir: str):
+        self.a, self.steps, self.open = analysis, steps, open_clusters
         self.edges: dict[str, list[tuple[str, int]]] = {}  # drawn edge id -> [(node id, slot)] it carries
         self.ops: dict[str, str] = {}  # drawn op->value edge id -> node id
         self.dot = self._dot(rankdir)
 
-    def _shown(self, v: Value) -> str:
-        g = self.graph.group.get(v)
-        return self.graph.id(v) if g is None or g in self.open else _cluster_id(self.graph, g)
+    def _shown(self, n: Node) -> str:
+        return n.id if n.cluster is None or n.cluster in self.open else n.cluster
 
     def _dot(self, rankdir: str) -> str:
-        gr = self.graph
-        dot = _new_digraph("explorer", rankdir, None)
+        a = self.a
+        dot = new_digraph("explorer", rankdir, None)
         dot.attr("edge", arrowsize="0.6", color=style.PENDING_COLOR)
         horizontal = rankdir in ("LR", "RL")
-        pad = _FIGURE_SPACE * (gr.digits + 6)
+        pad = _FIGURE_SPACE * (a.digits + 6)
+        modules = {c.id: c.module for c in a.clusters}
         statements: dict[str | None, list] = {}
-        for v in gr.values:
-            g = gr.group.get(v)
-            if g is not None and g not in self.open:
+        for n in a.nodes:
+            if n.cluster is not None and n.cluster not in self.open:
                 continue
-            kind = node_kind(v)
-            shown = gr.labels[v]
-            if not v.label and shown.startswith("(") and shown.endswith(")"):
+            shown = n.short
+            if not n.label and shown.startswith("(") and shown.endswith(")"):
                 shown = shown[1:-1]
-            fields = ([_record_escape(shown)] if shown else []) + [f"data {pad}", f"grad {pad}"]
+            fields = ([escape_record(shown)] if shown else []) + [f"data {pad}", f"grad {pad}"]
             label = " | ".join(fields)
-            attrs = {"id": gr.id(v), "shape": "record", "style": "filled", "fillcolor": style.FILL[kind],
+            attrs = {"id": n.id, "shape": "record", "style": "filled", "fillcolor": style.FILL[n.kind],
                      "label": label if horizontal else "{" + label + "}"}  # fields stacked: compact boxes
-            if v is gr.root:
+            if "root" in n.marks:
                 attrs["penwidth"] = "2"
-            module = None if g is None else (gr.module[v] or g)  # an open layer shows its neurons' frames
-            statements.setdefault(module, []).append(("node", gr.id(v), attrs))
-            if not v.is_leaf:
-                statements[module].append(("node", gr.id(v) + "op", {
-                    "id": gr.id(v) + "-op", "label": op_sign(v.op), "shape": "ellipse", "style": "filled",
+            if "highlight" in n.marks:
+                attrs.update(color=style.HIGHLIGHT_COLOR, penwidth="3")
+            # an open layer shows its neurons' frames
+            module = None if n.cluster is None else (n.module or modules[n.cluster])
+            statements.setdefault(module, []).append(("node", n.id, attrs))
+            if n.op is not None:
+                statements[module].append(("node", n.id + "op", {
+                    "id": n.id + "-op", "label": n.sign, "shape": "ellipse", "style": "filled",
                     "fillcolor": style.OP_FILL, "fontsize": "10", "width": "0.3", "height": "0.3", "margin": "0.02"}))
-        for g in gr.groups:
-            if g in self.open:
+        for c in a.clusters:
+            if c.id in self.open:
                 continue
-            members = [v for v in gr.values if gr.group.get(v) == g]
-            params = sum(node_kind(v) == "parameter" for v in members)
-            parent = module_levels(g)[-2] if len(module_levels(g)) > 1 else None
-            shown = g[len(parent) + 1:] if parent else g
-            fields = [_record_escape(shown), f"{len(members)} values, {params} params", f"grad norm {pad}"]
+            shown = c.module[len(c.parent) + 1:] if c.parent else c.module
+            fields = [escape_record(shown), f"{len(c.nodes)} values, {len(c.params)} params", f"grad norm {pad}"]
             label = " | ".join(fields)
-            statements.setdefault(parent, []).append(("node", _cluster_id(gr, g), {
-                "id": _cluster_id(gr, g), "shape": "record", "style": "filled,rounded",
-                "fillcolor": style.FILL["parameter"] if params else style.FILL["operation"],
+            statements.setdefault(c.parent, []).append(("node", c.id, {
+                "id": c.id, "shape": "record", "style": "filled,rounded",
+                "fillcolor": style.FILL["parameter"] if c.params else style.FILL["operation"],
                 "label": label if horizontal else "{" + label + "}"}))
-        _emit_clusters(dot, statements, ids={g: _cluster_id(gr, g) + "-frame" for g in gr.groups})
+        write_clusters(dot, statements, ids={c.module: c.id + "-frame" for c in a.clusters})
         drawn: dict[tuple[str, str], str] = {}
-        for v in gr.values:
-            if v.is_leaf:
-                continue
-            target = self._shown(v)
-            target_port = target + "op" if target == gr.id(v) else target
-            for slot, p in enumerate(v.parents):
-                source = self._shown(p)
-                if source == target:
-                    continue  # inside a closed box
-                key = (source, target_port)
-                if key not in drawn or target_port.endswith("op"):
-                    edge_id = f"e{len(self.edges)}"
-                    drawn[key] = edge_id
-                    self.edges[edge_id] = []
-                    dot.edge(source, target_port, id=edge_id)
-                self.edges[drawn[key]].append((gr.id(v), slot))
-            if target == gr.id(v):
-                edge_id = f"o{gr.index[v]}"
-                self.ops[edge_id] = gr.id(v)
-                dot.edge(gr.id(v) + "op", gr.id(v), id=edge_id)
+        for e in a.edges:
+            target = self._shown(a.node(e.target))
+            target_port = target + "op" if target == e.target else target
+            source = self._shown(a.node(e.source))
+            if source == target:
+                continue  # inside a closed box
+            key = (source, target_port)
+            if key not in drawn or target_port.endswith("op"):
+                edge_id = f"e{len(self.edges)}"
+                drawn[key] = edge_id
+                self.edges[edge_id] = []
+                dot.edge(source, target_port, id=edge_id)
+            self.edges[drawn[key]].append((e.target, e.slot))
+        for n in a.nodes:
+            if n.op is not None and self._shown(n) == n.id:
+                edge_id = f"o{n.id[1:]}"
+                self.ops[edge_id] = n.id
+                dot.edge(n.id + "op", n.id, id=edge_id)
         return dot.source
 
     def edge_timelines(self) -> dict[str, list]:
-        """For each drawn edge, how it looks from each step on: [step, colour, width, dash, flow text]."""
-        flows: dict[tuple[str, int], float] = {}
-        for step in self.graph.steps:
-            for c in step.get("contributions", ()):
-                flows[(step["node"], c["slot"])] = abs(c["value"][0]) if isinstance(c["value"][0], float) else math.nan
-        upstream = {s["node"]: s["upstream"][0] for s in self.graph.steps if s["phase"] == "backward"}
-        step_of = self.graph.backward_steps()
+        """For each drawn edge, how it looks from each step on: [step, colour, width, dash, flow text].
+        An edge's flow is the analysis' (summed over the edges a drawn one stands for, in step order)."""
+        a, digits = self.a, self.a.digits
+        flows = {(e.target, e.slot): e.flow for e in a.edges}
+        step_of = {step["node"]: s for s, step in enumerate(self.steps) if step["phase"] == "backward"}
         timelines: dict[str, list] = {}
         for edge_id, carried in self.edges.items():
             total, line = 0.0, []
             for s, node_id, slot in sorted((step_of[n], n, slot) for n, slot in carried if n in step_of):
                 total += flows[(node_id, slot)]
-                line.append([s, *_look(total, self.graph.digits)])
+                line.append([s, *_look(total, digits)])
             timelines[edge_id] = _merge(line)
         for edge_id, node_id in self.ops.items():
-            if node_id not in step_of:  # forward only: no gradient ever flows
-                timelines[edge_id] = []
-                continue
-            g = upstream[node_id]
-            timelines[edge_id] = [[step_of[node_id], *_look(abs(g) if isinstance(g, float) else math.nan,
-                                                          self.graph.digits)]]
+            grad = a.node(node_id).grad
+            timelines[edge_id] = [] if node_id not in step_of or grad is None else \
+                [[step_of[node_id], *_look(abs(grad), digits)]]  # forward only: no gradient ever flows
         return timelines
 
 
@@ -274,16 +214,12 @@ def _look(flow: float, digits: int) -> list:
     return [look["color"], look["width"], look["dash"], format_number(flow, digits)]
 
 
-def _cluster_id(graph: _Graph, group: str) -> str:
-    return f"c{graph.groups.index(group)}"
-
-
-def _view_key(open_groups: set[str], graph: _Graph) -> str:
-    if not graph.groups or len(open_groups) == len(graph.groups):
+def _view_key(open_clusters: set[str], analysis: GraphAnalysis) -> str:
+    if not analysis.clusters or len(open_clusters) == len(analysis.clusters):
         return "all"
-    if not open_groups:
+    if not open_clusters:
         return "collapsed"
-    return _cluster_id(graph, next(iter(open_groups)))
+    return next(iter(open_clusters))
 
 
 def _clean_svg(svg: str) -> str:
@@ -367,6 +303,7 @@ def explore(
     vanishing: float = VANISHING,
     exploding: float = EXPLODING,
     backward: bool = True,
+    highlight: Iterable[Any] = (),
 ) -> Explorer:
     """An interactive explorer of the graph that ends at ``root``: save it with ``.save("graph.html")``,
     or show it in Jupyter. It replays ``root``'s forward pass and one backward pass from it, step by
@@ -376,7 +313,10 @@ def explore(
     names; a click opens one), ``None`` shows every value; ``"auto"`` collapses by neuron when the
     graph has parameters and more than 40 values. A graph with more than ``max_nodes`` values is
     refused with :class:`~tinygrad_edu.viz.GraphTooLargeError`. ``vanishing``/``exploding`` set
-    the gradient sizes marked on the boxes. Needs Graphviz to lay the graph out.
+    the gradient sizes marked on the boxes. ``highlight`` outlines some values (and the module
+    boxes holding them) and marks them ``data-culprit="true"``: Values, or records with a
+    ``.node`` such as :class:`~tinygrad_edu.testing.GradcheckError`'s ``culprits``. Needs
+    Graphviz to lay the graph out.
     """
     if not isinstance(root, Value):
         raise TypeError(f"explore needs a Value, got {type(root).__name__}")
@@ -388,84 +328,96 @@ def explore(
         raise ValueError(f"digits must be an integer from 1 to 17, got {digits!r}")
     if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 1:
         raise ValueError(f"max_nodes must be a positive integer, got {max_nodes!r}")
-    graph = _Graph(root, collapse, digits, max_nodes, vanishing, exploding, backward)
-    step_of = graph.final_steps()
-    sets = [set()] + [{g} for g in graph.groups] + [set(graph.groups)] if graph.groups else [set()]
+    marked = [_highlighted(h) for h in highlight]
+    options = dict(grads="replay" if backward else "none", highlight=marked, digits=digits, vanishing=vanishing,
+                   exploding=exploding, max_nodes=max_nodes)
+    try:
+        a = analyze(root, level="neuron" if collapse == "auto" else collapse, **options)
+    except GraphTooLargeError as err:
+        raise _too_large(err.reason, max_nodes) from None
+    if collapse == "auto" and a.clusters and len(a.nodes) <= AUTO_COLLAPSE_ABOVE:
+        a = analyze(root, level=None, **options)
+    elif collapse not in ("auto", None) and not a.clusters:
+        raise ValueError("explore: collapse needs parameters named like nn's (layers.0.neurons.3.w.1) to find "
+                         "modules; this graph has none, so explore it with collapse=None")
+    steps = _steps(a)
+    ids = [c.id for c in a.clusters]
+    sets = [set()] + [{c} for c in ids] + [set(ids)] if ids else [set()]
     views = {}
-    for open_groups in sets:
-        view = _View(graph, open_groups, rankdir)
-        views[_view_key(open_groups, graph)] = {
+    for open_clusters in sets:
+        view = _View(a, steps, open_clusters, rankdir)
+        views[_view_key(open_clusters, a)] = {
             "svg": _clean_svg(layout.svg_from_dot(view.dot)),
             "edges": view.edge_timelines(),
         }
-    return Explorer(_data(graph, views, title, step_of))
+    return Explorer(page_data(a, steps, views, title))
 
 
-def _data(graph: _Graph, views: dict, title: str | None, step_of: dict[str, int]) -> dict[str, Any]:
+def _highlighted(item: Any) -> Value:
+    """A Value to highlight: the item itself, or its ``.node`` (a gradcheck culprit)."""
+    value = item if isinstance(item, Value) else getattr(item, "node", None)
+    if not isinstance(value, Value):
+        raise TypeError(f"highlight takes Values or records with a .node Value (gradcheck's culprits), "
+                        f"got {type(item).__name__}")
+    return value
+
+
+def page_data(a: GraphAnalysis, steps: list[dict], views: dict, title: str | None) -> dict[str, Any]:
+    """Everything the page shows as JSON-able data (:attr:`Explorer.data`), from one analysis."""
+    digits = a.digits
+    step_of = _final_steps(steps)
     nodes = []
-    for v in graph.values:
+    for n in a.nodes:
         node = {
-            "id": graph.id(v), "label": v.label, "name": graph.name(v).removeprefix("(").removesuffix(")")
-            if not v.label else v.label, "kind": node_kind(v),
-            "op": v.op.name if v.op else None, "parents": [graph.id(p) for p in v.parents],
-            "data": graph.num(v.data)[0], "group": _cluster_id(graph, graph.group[v]) if graph.group.get(v) else None,
-            "final_step": step_of.get(graph.id(v)),
+            "id": n.id, "label": n.label, "name": n.label or n.name.removeprefix("(").removesuffix(")"),
+            "kind": n.kind, "op": n.op, "parents": list(n.parents), "data": _num(n.data, digits)[0],
+            "group": n.cluster, "final_step": step_of.get(n.id),
+            "grad": _num(n.grad, digits)[0] if n.grad is not None else None,
+            "health": next((m for m in ("vanishing", "exploding") if m in n.marks), None),
+            "highlight": "highlight" in n.marks,
         }
-        if v.op is not None:
-            names = input_names(v.op, len(v.parents))
-            node["formula"] = v.op.format(*[graph.name(p) for p in v.parents])
-            node["rule"] = f"out = {v.op.format(*names)}"
-            node["derivatives"] = [f"d out / d {n} = {f}" for n, f in zip(names, local_derivatives(v.op, len(names)))]
+        if n.op is not None:
+            op = n.value.op
+            names = input_names(op, len(n.parents))
+            node["formula"] = n.formula
+            node["rule"] = f"out = {op.format(*names)}"
+            node["derivatives"] = [f"d out / d {x} = {f}" for x, f in zip(names, local_derivatives(op, len(names)))]
         nodes.append(node)
-    # the replayed final gradient of every node, and its mark
-    grads: dict[str, list] = {}
-    for step in graph.steps:
-        if step["phase"] == "seed":
-            grads[step["node"]] = step["grad"]
-        for c in step.get("contributions", ()):
-            grads[c["parent"]] = c["total"]
-    for node in nodes:
-        g = grads.get(node["id"])
-        node["grad"] = g[0] if g else None
-        value = g[0] if g else 0.0
-        node["health"] = health(value if isinstance(value, float) else math.nan, graph.vanishing, graph.exploding) \
-            if g and node["kind"] != "constant" else None
-    clusters = []
-    for g in graph.groups:
-        members = [v for v in graph.values if graph.group.get(v) == g]
-        clusters.append({
-            "id": _cluster_id(graph, g), "module": g, "nodes": [graph.id(v) for v in members],
-            "params": [graph.id(v) for v in members if node_kind(v) == "parameter"],
-            "norms": _norm_timeline(graph, members, step_of),
-        })
-    edges = [{"source": graph.id(p), "target": graph.id(v), "slot": slot}
-             for v in graph.values for slot, p in enumerate(v.parents)]
+    highlighted = {n.id for n in a.nodes if "highlight" in n.marks}
+    clusters = [{
+        "id": c.id, "module": c.module, "nodes": list(c.nodes), "params": list(c.params),
+        "norms": _norm_timeline(a, c.params, steps, step_of), "highlight": bool(highlighted & set(c.nodes)),
+    } for c in a.clusters]
+    edges = [{"source": e.source, "target": e.target, "slot": e.slot} for e in a.edges]
+    root = a.node(a.root)
     return {
-        "title": title or f"{graph.name(graph.root)}: forward and backward, step by step",
-        "root": graph.id(graph.root), "collapse": graph.collapse, "digits": graph.digits,
-        "nodes": nodes, "edges": edges, "steps": graph.steps, "clusters": clusters,
-        "views": views, "start_view": "collapsed" if graph.groups else "all",
+        "title": title or f"{root.name}: forward and backward, step by step",
+        "root": a.root, "collapse": a.level, "digits": digits,
+        "nodes": nodes, "edges": edges, "steps": steps, "clusters": clusters,
+        "views": views, "start_view": "collapsed" if a.clusters else "all",
     }
 
 
-def _norm_timeline(graph: _Graph, members: list[Value], step_of: dict[str, int]) -> list:
-    """The gradient norm of a module's parameters from each step on: [step, text, mark]."""
-    params = {graph.id(v) for v in members if node_kind(v) == "parameter"}
+def _norm_timeline(a: GraphAnalysis, params: tuple[str, ...], steps: list[dict], step_of: dict[str, int]) -> list:
+    """The gradient norm of a module's parameters from each step on: [step, text, mark]. Summed in
+    the analysis' order, so the last entry is the analysis' :attr:`~.analysis.Cluster.grad_norm`."""
+    wanted = set(params)
+    first = len(steps) - len(a.steps)  # the page's step of the analysis' first backward step
     current: dict[str, float] = {}
     line: list = []
-    for s, step in enumerate(graph.steps):
+    for k, step in enumerate(a.steps):
         changed = False
-        for c in step.get("contributions", ()):
-            if c["parent"] in params:
-                value = c["total"][0]
-                current[c["parent"]] = value if isinstance(value, float) else math.nan
+        for share in step.shares:
+            if share.parent in wanted:
+                current[share.parent] = share.total
                 changed = True
         if changed:
-            norm = math.sqrt(sum(g * g for g in current.values()))
+            s = first + k
+            norm = grad_norm(current[p] for p in params if p in current)
             done = all(step_of.get(p, -1) <= s for p in params)
-            mark = health(norm, graph.vanishing, graph.exploding) if done else None
-            line.append([s, format_number(norm, graph.digits), mark])
+            mark = health(norm, a.vanishing, a.exploding) if done else None
+            line.append([s, format_number(norm, a.digits), mark])
     return line
 
 
-__all__ = ["explore", "Explorer"]
+__all__ = ["explore", "Explorer", "page_data"]
