@@ -91,3 +91,36 @@ def test_save_model_interrupted_mid_write_keeps_the_old_model(tmp_path, monkeypa
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.json"]
     assert load_model(path).state_dict() == old.state_dict()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="kill -9 and process probing are POSIX")
+def test_a_temporary_left_by_kill_9_is_removed_by_the_next_write_not_while_its_writer_lives(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "model.json"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom tinygrad_edu._io import atomic_write\n"
+         f"with atomic_write({str(path)!r}) as f:\n    f.write('half'); f.flush(); print('writing', flush=True); "
+         "time.sleep(60)\n"], stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
+    try:
+        assert writer.stdout.readline() == "writing\n"
+        [leftover] = [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+        assert leftover.name.startswith(f".model.json.{writer.pid}.")
+        unrelated = tmp_path / ".model.json.notes.tmp"  # not a name atomic_write makes: never touched
+        unrelated.write_text("mine")
+
+        _io.write_text(path, "first")  # the writer still runs: its temporary stays
+        assert leftover.exists() and path.read_text() == "first"
+
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(timeout=30)
+        assert leftover.exists()  # kill -9 gives no chance to clean up
+        _io.write_text(path, "second")
+        assert not leftover.exists() and path.read_text() == "second" and unrelated.read_text() == "mine"
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".model.json.notes.tmp", "model.json"]
+    finally:
+        writer.kill()
+        writer.wait(timeout=30)
+        writer.stdout.close()
