@@ -38,13 +38,14 @@ def circle_tapes():
 
 
 def step_times(tapes, rows: np.ndarray, repeats: int, steps: int) -> list[list[float]]:
-    """Seconds per training step (``Tape.mean_step`` on arrays, as ``batched.Trainer`` calls it)."""
+    """Seconds per training step (``Tape.mean_step`` with the parameters kept in the plan's
+    vectors, as ``batched.Trainer`` calls it)."""
     plans = []
     for _, tape in tapes:
         plan = tape.plan(len(rows))
         plan.inputs_view[...] = rows.T
-        params = np.array([p.data for p in tape.used_params])
-        plans.append((tape, plan, params, np.empty_like(params)))
+        plan.params[...] = [p.data for p in tape.used_params]
+        plans.append((tape, plan, plan.params, plan.param_grads))
     times: list[list[float]] = [[] for _ in tapes]
     for _ in range(repeats):
         for i, (tape, plan, params, grads) in enumerate(plans):

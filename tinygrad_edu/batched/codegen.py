@@ -16,7 +16,7 @@ import numpy as np
 
 from .layout import Group, Layout
 from .lowering import lower
-from .numpy_math import TAPE_MATH
+from .numpy_math import TAPE_MATH, WRITES_INTO
 from .plan import Plan, StackedMath
 
 __all__ = ["compile_plan", "group_names", "describe_rows", "describe_slot"]
@@ -147,7 +147,8 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> Compiled:
                 in_V.update(owner[g.slots[k]].tolist())
         exact.append(row)
     in_V.discard(-1)
-    outputs = set(owner[output_rows].tolist()) - {-1}  # stored too, except by run_step    # Gradients kept local: every contribution is a plain add from a slot that reads it whole.
+    outputs = set(owner[output_rows].tolist()) - {-1}  # stored too, except by run_step
+    # Gradients kept local: every contribution is a plain add from a slot that reads it whole.
     contributions = [0] * len(groups)
     in_G = set(owner[output_rows].tolist())
     for step in plan.backward:
@@ -174,6 +175,8 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> Compiled:
         """The forward pass; ``local``: run_step's, results in locals where they can be, the
         outputs not stored (run_step returns the first output's sum over the batch)."""
         lines = []
+        if plan.params_in_V:  # a slot reads parameters mixed with other rows: their rows of V
+            lines.append(f"{bind(plan.V_params, 'V_params')}[...] = {bind(plan.params[:, None], 'params_column')}")
         for step in plan.forward:
             g = step.group
             if g is None:  # a gathered slot
@@ -218,6 +221,11 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> Compiled:
 
     def backward_lines(local: bool) -> list[str]:
         lines = []
+        # run_step assigns the parameters' gradients when each is written once, else zeroes them
+        # first (run_backward adds into them: the tape zeroes them with G)
+        assign_params = local and plan.params_written_once
+        if local and not assign_params and len(plan.param_grads):
+            lines.append(f"{bind(plan.param_grads, 'param_grads')}.fill(0.0)")
         started = set()
         count = iter(range(1 << 30))
         temp = lambda: f"_t{next(count)}"  # noqa: E731
@@ -230,9 +238,11 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> Compiled:
             used = sorted(step.used)
             lowered = lower(step.vjp, inputs, used, bind(TAPE_MATH, "m"), lambda c: bind(c, "const"),
                             temp) if skip_unused else None
+            body_at, rewritten = -1, set()
             if lowered is not None:  # only the gradients in use, line by line
                 body, d = lowered
                 lines.append(f"# {names[i]} backward: the gradients of {', '.join(f'slot {k}' for k in used)}")
+                body_at = len(lines)
                 lines += body
             else:
                 call = f"{bind(step.vjp, _ident(g.op) + '_vjp')}({', '.join([bind(TAPE_MATH, 'm')] + inputs)})"
@@ -250,6 +260,20 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> Compiled:
                     started.add(p)
             for add in step.other:
                 lines += add.code(d, lambda obj, prefix: bind(obj, f"{prefix}_{names[i]}"))
+            for add in step.params:
+                target = bind(add.target, slot_name(g, add.k, "G_"))
+                if assign_params and not add.axes and body_at >= 0 and add.target.flags.c_contiguous:
+                    # a gradient made by a matrix product is written straight into its target
+                    made = f"{d[add.k]} = {bind(TAPE_MATH, 'm')}."
+                    at = next((j for j, line in enumerate(body) if line.startswith(made)), None)
+                    if at is not None and at not in rewritten and body[at][len(made):].split("(")[0] in WRITES_INTO:
+                        lines[body_at + at] = body[at][:-1] + f", out={target})"
+                        rewritten.add(at)
+                        continue
+                lines += add.code(d, bind, target, assign_params)
+        if plan.params_in_G:  # the parameters' rows of G, summed over the batch
+            lines.append(f"{bind(plan.param_grads, 'param_grads')} += "
+                         f"{bind(np.dot, 'dot')}({bind(plan.G_params, 'G_params')}, {bind(plan.ones, 'ones')})")
         return lines
 
     # Locals only while the arrays are small: a live temporary larger than glibc's mmap threshold

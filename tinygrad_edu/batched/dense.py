@@ -17,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..ops import Primitive
-from .layout import Group, Layout, _affine, contiguous
+from .layout import Group, Layout, _affine, contiguous, strided_vector
 
 __all__ = ["LINEAR", "Linear", "fuse_linear"]
 
@@ -59,9 +59,10 @@ class Linear(Group):
     def slot_shape(self, k: int) -> tuple[int, ...]:
         return self.slot_shapes[k]
 
-    def arg_view(self, k: int, buf: np.ndarray) -> np.ndarray:
-        view = super().arg_view(k, buf)
-        return view[..., 0] if k == 0 else view  # the weights: one column, the same in every one
+    def param_view(self, k: int, vec: np.ndarray, batch: int) -> np.ndarray:
+        if k == 0:  # the weights: a matrix (the rule sums their gradient over the batch itself)
+            return strided_vector(vec, *self.views[0], self.slot_shapes[0])
+        return super().param_view(k, vec, batch)
 
 
 def _layer(total: Group, groups: list[Group], P: int, read: dict[int, int]) -> tuple[int, int, int] | None:

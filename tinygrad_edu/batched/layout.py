@@ -20,7 +20,7 @@ from ..engine import Value
 from ..ops import Primitive
 from .tracing import Schedule
 
-__all__ = ["Group", "Layout", "lay_out", "strided", "contiguous", "distinct"]
+__all__ = ["Group", "Layout", "lay_out", "strided", "strided_vector", "contiguous", "distinct"]
 
 
 def _member_shapes(m: int):
@@ -54,6 +54,17 @@ def strided(buf: np.ndarray, base: int, strides: tuple[int, ...], shape: tuple[i
         buf[base:], shape + (buf.shape[1],), tuple(s * row for s in strides) + (col,), subok=True)
 
 
+def strided_vector(vec: np.ndarray, base: int, strides: tuple[int, ...], shape: tuple[int, ...],
+                   batch: int | None = None) -> np.ndarray:
+    """The entries ``base + index . strides`` of the 1-D ``vec`` (the parameters) as an array of
+    ``shape``, with a last axis of ``batch`` of stride 0 (every sample reads the same number)
+    unless ``batch`` is None (a view)."""
+    step = vec.strides[0]
+    extra = ((batch,), (0,)) if batch is not None else ((), ())
+    return np.lib.stride_tricks.as_strided(vec[base:], shape + extra[0], tuple(s * step for s in strides) + extra[1],
+                                           subok=True)
+
+
 class Group:
     """Nodes applying one primitive at one depth: output rows ``lo:hi`` laid out as ``shape``; per
     input slot its rows (in member order), its view ``(base, strides)`` or None (gathered), and
@@ -83,6 +94,14 @@ class Group:
     def arg_view(self, k: int, buf: np.ndarray) -> np.ndarray:
         """Slot ``k`` as a view of ``buf`` (``V``, or ``G`` for its gradient)."""
         return strided(buf, *self.views[k], self.slot_shape(k))
+
+    def reads_params(self, k: int, num_params: int) -> bool:
+        """Whether slot ``k`` reads parameters only (rows below ``num_params``) through a view."""
+        return self.views[k] is not None and int(self.slots[k].max()) < num_params
+
+    def param_view(self, k: int, vec: np.ndarray, batch: int) -> np.ndarray:
+        """Slot ``k``, which reads parameters only, as a view of the parameter vector ``vec``."""
+        return strided_vector(vec, *self.views[k], self.slot_shape(k), batch)
 
     def reads_whole(self, k: int, other: Group) -> bool:
         """Whether slot ``k`` reads all of ``other``'s output, laid out as ``other`` itself is."""

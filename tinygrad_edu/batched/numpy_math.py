@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["NUMPY_MATH", "NumpyMath", "TAPE_MATH", "ARITHMETIC_ERRORS", "RAISE"]
+__all__ = ["NUMPY_MATH", "NumpyMath", "TAPE_MATH", "ARITHMETIC_ERRORS", "RAISE", "WRITES_INTO"]
 
 #: What a rule raises on bad input (FloatingPointError is an ArithmeticError).
 ARITHMETIC_ERRORS = (ArithmeticError, ValueError)
@@ -167,20 +167,21 @@ class NumpyMath:
         call."""
         return np.heaviside(x, _ZERO)
 
-    # Matrix products, for the layers the matmul pass fuses (batched/dense.py).
+    # Matrix products, for the layers the matmul pass fuses (batched/dense.py). ``out``: a
+    # C-contiguous float64 array of the result's shape to write into (see WRITES_INTO).
     @staticmethod
-    def matmul(a, b):
-        return np.dot(a, b)
+    def matmul(a, b, out=None):
+        return np.dot(a, b, out=out)
 
     @staticmethod
-    def matmul_tn(a, b):
+    def matmul_tn(a, b, out=None):
         """``a.T @ b``."""
-        return np.dot(a.T, b)
+        return np.dot(a.T, b, out=out)
 
     @staticmethod
-    def matmul_nt(a, b):
+    def matmul_nt(a, b, out=None):
         """``a @ b.T``."""
-        return np.dot(a, b.T)
+        return np.dot(a, b.T, out=out)
 
     @staticmethod
     def add_n(xs):
@@ -188,6 +189,11 @@ class NumpyMath:
         for x in xs[1:]:
             total = total + x
         return total
+
+
+#: The functions of NumpyMath that take ``out=``: the generated step writes a parameter's gradient
+#: made by one of them straight into its place instead of storing it there.
+WRITES_INTO = frozenset({"matmul", "matmul_tn", "matmul_nt"})
 
 
 def _elementwise(fn: Callable[[float], float], x) -> np.ndarray:

@@ -120,13 +120,13 @@ class Tape:
         return plan
 
     def load_params(self, plan: Plan, params: np.ndarray | None = None) -> None:
-        """The parameters' rows of the value buffer, from their Values or from ``params`` (in
-        :attr:`used_params` order)."""
+        """The parameters into ``plan.params``, from their Values or from ``params`` (in
+        :attr:`used_params` order; nothing to copy when it is ``plan.params`` itself)."""
         if params is not None:
-            plan.params_view[...] = params[:, None]
+            if params is not plan.params:
+                plan.params[...] = params
         elif self.used_params:
-            plan.params_view[...] = np.fromiter(
-                map(self._get_data, self.used_params), np.float64, len(self.used_params))[:, None]
+            plan.params[...] = np.fromiter(map(self._get_data, self.used_params), np.float64, len(self.used_params))
 
     def run_forward(self, plan: Plan) -> None:
         """Fill the value buffer, the inputs being in place (call inside ``np.errstate(**_RAISE)``)."""
@@ -213,8 +213,10 @@ class Tape:
     def mean_step(self, plan: Plan, params: np.ndarray | None = None, grads: np.ndarray | None = None) -> float:
         """One training step of a one-output tape on the inputs in ``plan.inputs_view``: the batch's
         mean loss, its gradient added into the parameters' ``.grad``, or, with ``params`` and
-        ``grads`` (arrays in :attr:`used_params` order), the parameters read from ``params`` and
-        their gradients written into ``grads``."""
+        ``grads`` (vectors in :attr:`used_params` order), the parameters read from ``params`` and
+        their gradients written into ``grads``. A training loop that keeps its parameters in
+        ``plan.params`` and reads their gradients from ``plan.param_grads`` (pass those) copies
+        nothing."""
         n = plan.batch
         totals, loss_sum = self._loss_step(plan, 1.0 / n, params, grads)
         if grads is None:
@@ -226,28 +228,30 @@ class Tape:
     def _loss_step(self, plan: Plan, seed: float, params: np.ndarray | None = None,
                    out: np.ndarray | None = None) -> tuple[np.ndarray, float]:
         """Forward and backward of a one-output tape, the output's gradient ``seed`` per sample,
-        the parameters read as in :meth:`load_params`: the parameters' gradients (in ``out`` or a
-        new array) and the output's sum over the batch. ``G`` is zeroed and seeded only when the
-        step needs it (see ``codegen.Compiled``). On a floating-point error, both passes are
-        replayed group by group."""
+        the parameters read as in :meth:`load_params`: the parameters' gradients (in ``out``, or
+        ``plan.param_grads``) and the output's sum over the batch. ``G`` is zeroed and seeded only
+        when the step needs it (see ``codegen.Compiled``). On a floating-point error, both passes
+        are replayed group by group."""
         self.load_params(plan, params)
         if plan.run_step_zeroes or plan.seeded != seed:
             self.seed(plan, None, seed)
         try:
             loss_sum = plan.run_step()
-            return np.dot(plan.param_grads, plan.ones, out=out), loss_sum
         except ARITHMETIC_ERRORS:
             self.replay_forward(plan)
-            totals = self.replay_backward(plan, None, seed)
-            if out is not None:
-                out[...] = totals
-                totals = out
-            return totals, np.add.reduce(plan.first_output)
+            self.replay_backward(plan, None, seed)
+            loss_sum = np.add.reduce(plan.first_output)
+        totals = plan.param_grads
+        if out is not None and out is not totals:
+            out[...] = totals
+            totals = out
+        return totals, loss_sum
 
     def seed(self, plan: Plan, grad_outputs: np.ndarray | None, seed: float) -> None:
         """Zero the gradient buffer and put the outputs' gradients in: ``grad_outputs``
         (``(batch, num_outputs)``), or ``seed`` for every sample of the first output."""
         plan.G.fill(0.0)
+        plan.param_grads.fill(0.0)
         if grad_outputs is None:
             plan.first_output_grad.fill(seed)
         else:
@@ -260,7 +264,7 @@ class Tape:
         self.seed(plan, grad_outputs, seed)
         try:
             plan.run_backward()
-            totals = np.dot(plan.param_grads, plan.ones)
+            totals = plan.param_grads
         except ARITHMETIC_ERRORS:
             totals = self.replay_backward(plan, grad_outputs, seed)
         for p, total in zip(self.used_params, totals.tolist()):
@@ -273,5 +277,4 @@ class Tape:
         parameters' gradients summed over the batch."""
         self.seed(plan, grad_outputs, seed)
         interpret_backward(plan, on_error=lambda step: self._replay_error(step, "backward"))
-        with np.errstate(all="ignore"):
-            return plan.param_grads.sum(axis=1)
+        return plan.param_grads

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 
 from ..data import batch_order
+from .plan import Plan
 from .tape import Tape
 from .tracing import trace
 
@@ -79,8 +80,13 @@ class Trainer:
         self.state: dict[str, np.ndarray] = {}
         self.XY = np.vstack([X.T, y])  # one row per input, then the targets: a batch is one slice
         self.shuffled = np.empty_like(self.XY)
-        n = len(y)
-        self.batches = [(tape.plan(min(batch_size, n - i)), self.shuffled[:, i:i + batch_size])
+        n, P = len(y), len(tape.used_params)
+        # The tape's plans for this loop read the parameters from the optimizer's array and write
+        # their gradients into its gradient array: nothing is copied in or out per step.
+        plans: dict[int, Plan] = {}
+        for size in {min(batch_size, n - i) for i in range(0, n, batch_size)}:
+            plans[size] = Plan(tape.layout, size, passes=tape.passes, params=self.data[:P], param_grads=self.grad[:P])
+        self.batches = [(plans[min(batch_size, n - i)], self.shuffled[:, i:i + batch_size])
                         for i in range(0, n, batch_size)]
         self.load()
 
@@ -121,12 +127,10 @@ class Trainer:
         (the same permutation, ``data.batch_order``, drawn from ``rng``); yields each batch's loss after the optimizer's
         step. ``check(loss, batch)`` runs before the step (it raises when training diverged)."""
         tape, opt, data, grad, state = self.tape, self.optimizer, self.data, self.grad, self.state
-        P = len(tape.used_params)
-        params, grads = data[:P], grad[:P]
         np.take(self.XY, batch_order(self.XY.shape[1], rng), axis=1, out=self.shuffled)
         for b, (plan, batch) in enumerate(self.batches):
             plan.inputs_view[...] = batch
-            value = tape.mean_step(plan, params, grads)
+            value = tape.mean_step(plan, plan.params, plan.param_grads)  # views of data and grad
             check(value, b)
             opt.step_arrays(data, grad, state)
             yield value

@@ -53,18 +53,18 @@ class Counted(np.ndarray):
 def count_step_calls(tape, X: np.ndarray) -> list[str]:
     """The NumPy calls of one training step of ``tape`` (a one-output tape: a per-sample loss) on
     the rows of ``X`` (``(batch, num_inputs)``): forward and backward of the mean loss, the
-    parameters read from an array and their gradients written into one, as ``batched.Trainer``
-    does, on buffers that count (:class:`Counted`). The operations in the order made, after a
+    parameters read from the plan's parameter vector and their gradients written into its
+    gradient vector, as ``batched.Trainer`` does, on buffers that count (:class:`Counted`). The operations in the order made, after a
     first, uncounted step."""
     from ..batched import Plan
 
     X = np.asarray(X, dtype=np.float64)
     plan = Plan(tape.layout, len(X), zeros=lambda shape: np.zeros(shape).view(Counted), passes=tape.passes)
     plan.inputs_view.view(np.ndarray)[...] = X.T
-    params = np.array([p.data for p in tape.used_params])
-    grads = np.empty_like(params)
-    tape.mean_step(plan, params, grads)
+    plan.params.view(np.ndarray)[...] = [p.data for p in tape.used_params]
+    # as batched.Trainer: the parameters stay in plan.params, their gradients in plan.param_grads
+    tape.mean_step(plan, plan.params, plan.param_grads)
     Counted.log = []
-    tape.mean_step(plan, params, grads)
+    tape.mean_step(plan, plan.params, plan.param_grads)
     calls, Counted.log = Counted.log, []
     return calls
