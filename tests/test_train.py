@@ -287,6 +287,19 @@ def test_scalar_outputs_evaluate_on_arrays_only_where_the_bits_are_the_same(
     assert replays == ([500] if on_arrays else [])
 
 
+def test_scalar_outputs_off_the_tape_record_no_graph(monkeypatch):
+    model = nn.MLP(2, [4, 1], "relu", "sigmoid", seed=3)  # a sigmoid output: evaluated on Values
+    objective = train.make_objective("mse", model)
+    made = []
+    output = train.Objective.output
+    monkeypatch.setattr(train.Objective, "output", lambda self, m, x: made.append(output(self, m, x)) or made[-1])
+    got = train.scalar_outputs(model, objective, np.array([[0.5, -1.0], [2.0, 0.25]]))
+    # the first is the batched engine's trace of one row (it decides the tape is not used here)
+    assert len(made) == 3 and all(v.is_leaf for v in made[1:])  # no graph behind the numbers
+    want = [model([0.5, -1.0]).data, model([2.0, 0.25]).data]
+    assert list(got) == want
+
+
 def _run_on_a_terminal(columns: int, fn):
     """Run ``fn()`` with stderr on a pseudo-terminal ``columns`` wide; its result and what it showed."""
     import fcntl

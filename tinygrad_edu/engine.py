@@ -152,7 +152,7 @@ class Value:
     def __pow__(self, other):
         if type(other) is Value:
             return _pow(self, other)
-        return apply(ops.pow_const(_to_float(other)), self)
+        return _apply1(ops.pow_const(other if type(other) is float else _to_float(other)), self)
 
     def __lt__(self, other): return self.data < _data(other)
     def __le__(self, other): return self.data <= _data(other)
@@ -170,18 +170,19 @@ class Value:
         node = None
         try:
             for node in reversed(order):
-                prev = node._prev
                 rules = node._op.vjps  # one rule per input; none for sum, which has only its combined rule
+                g, out = node.grad, node.data
                 if len(rules) == 2:
-                    a, b = prev
+                    (a, b), (da, db) = node._prev, rules
                     x, y = a.data, b.data
-                    a.grad += rules[0](m, node.grad, node.data, x, y)
-                    b.grad += rules[1](m, node.grad, node.data, x, y)
+                    a.grad += da(m, g, out, x, y)
+                    b.grad += db(m, g, out, x, y)
                 elif len(rules) == 1:
-                    a = prev[0]
-                    a.grad += rules[0](m, node.grad, node.data, a.data)
+                    a = node._prev[0]
+                    a.grad += rules[0](m, g, out, a.data)
                 else:
-                    for p, gp in zip(prev, node._op.vjp(m, node.grad, node.data, *[p.data for p in prev])):
+                    prev = node._prev
+                    for p, gp in zip(prev, node._op.vjp(m, g, out, *[p.data for p in prev])):
                         p.grad += gp
         except _ARITHMETIC_ERRORS as err:
             raise _math_error(node._op, [p.data for p in node._prev], err, "in backward, the derivative of ") from None
@@ -215,16 +216,43 @@ def _data(x) -> float:
     return x.data if type(x) is Value else x
 
 
+_new = object.__new__
+
+
+def _record(data: float, op: Primitive | None, parents: tuple) -> Value:
+    """A new node: ``data`` made by ``op`` from ``parents`` (a leaf when recording is off). The
+    hot path of every operation, so it skips ``Value()``'s checks: ``data`` is a float already."""
+    out = _new(Value)
+    out.data, out.grad, out.label = data, 0.0, ""
+    if not _disabled_threads or _state.enabled:
+        out._op, out._prev = op, parents
+    else:
+        out._op, out._prev = None, ()
+    return out
+
+
+def _leaf(x: Number) -> Value:
+    """A plain number as a new leaf Value (``2.0`` in ``x * 2.0``)."""
+    return _record(x if type(x) is float else _to_float(x), None, ())
+
+
 def apply(op: Primitive, *args: Value | Number) -> Value:
     """Apply a primitive to Values (plain numbers are wrapped) and record the node."""
-    parents = tuple(a if type(a) is Value else Value(a) for a in args)
+    parents = tuple(a if type(a) is Value else _leaf(a) for a in args)
     try:
         data = op.forward(FLOAT_MATH, *[p.data for p in parents])
     except _ARITHMETIC_ERRORS as err:
         raise _math_error(op, [p.data for p in parents], err) from None
-    if not _disabled_threads or _state.enabled:
-        return Value(data, "", op, parents)
-    return Value(data)
+    return _record(data, op, parents)
+
+
+def _apply1(op: Primitive, x: Value) -> Value:
+    """``apply`` for one Value, unrolled: the hot path of ``x.relu()``, ``x ** 2``, ``-x``."""
+    try:
+        data = op.forward(FLOAT_MATH, x.data)
+    except _ARITHMETIC_ERRORS as err:
+        raise _math_error(op, (x.data,), err) from None
+    return _record(data, op, (x,))
 
 
 def _operator(op: Primitive, reflected: bool = False):
@@ -233,7 +261,6 @@ def _operator(op: Primitive, reflected: bool = False):
     This is the hot path of every graph, so it is ``apply`` for two inputs, unrolled, with the
     primitive bound once per class (not a closure per node)."""
     forward = op.forward
-    new = object.__new__
 
     def method(a, b):
         if type(b) is not Value:
@@ -242,7 +269,7 @@ def _operator(op: Primitive, reflected: bool = False):
             data = forward(FLOAT_MATH, a.data, b.data)
         except _ARITHMETIC_ERRORS as err:
             raise _math_error(op, (a.data, b.data), err) from None
-        out = new(Value)
+        out = _new(Value)  # _record(data, op, (a, b)), inlined
         out.data, out.grad, out.label = data, 0.0, ""
         if not _disabled_threads or _state.enabled:
             out._op, out._prev = op, (a, b)
@@ -251,7 +278,7 @@ def _operator(op: Primitive, reflected: bool = False):
         return out
 
     def reflected_method(self, other):  # `other op self`: Python calls it only when other is no Value
-        return method(Value(other), self)
+        return method(_leaf(other), self)
 
     result = reflected_method if reflected else method
     result.__name__ = result.__qualname__ = f"__{'r' if reflected else ''}{op.name}__"
@@ -263,7 +290,7 @@ _pow = _operator(ops.POW)
 
 def _rpow(self: Value, other: Number) -> Value:
     # `c ** x` with a number c: the primitive c ** x, whose only input is x (see ops.rpow_const)
-    return apply(ops.rpow_const(_to_float(other)), self)
+    return _apply1(ops.rpow_const(_to_float(other)), self)
 
 
 Value.__rpow__ = _rpow
@@ -271,7 +298,7 @@ Value.__rpow__ = _rpow
 
 def _unary_method(op: Primitive):
     def method(self) -> Value:
-        return apply(op, self)
+        return _apply1(op, self)
     return method
 
 
@@ -279,7 +306,7 @@ def _family_method(family: ops.Family):
     make = family.__call__
 
     def method(self, *args, **params) -> Value:
-        return apply(make(*args, **params), self)
+        return _apply1(make(*args, **params), self)
     return method
 
 
@@ -357,7 +384,7 @@ def _topological_order(roots: Sequence[Value], for_backward: bool) -> list[Value
     visited: set[Value] = set()
     # A None on the stack marks "the node below me has all its parents in `order` now".
     stack: list = list(reversed(roots))
-    append, pop, push, extend, seen, mark = order.append, stack.pop, stack.append, stack.extend, visited.__contains__, visited.add
+    append, pop, push, extend, mark = order.append, stack.pop, stack.append, stack.extend, visited.add
     while stack:
         node = pop()
         if node is None:
@@ -365,15 +392,16 @@ def _topological_order(roots: Sequence[Value], for_backward: bool) -> list[Value
             if for_backward:
                 node.grad = 0.0
             append(node)
-        elif not seen(node):
-            mark(node)
+        elif node not in visited:
             prev = node._prev
             if prev:
+                mark(node)
                 push(node)
                 push(None)
                 extend(prev)
-            elif not for_backward:
-                append(node)  # a leaf waits for nothing
+            elif not for_backward:  # a leaf waits for nothing (backward skips leaves: it is cheaper
+                mark(node)  # to meet one again than to remember it)
+                append(node)
     return order
 
 
