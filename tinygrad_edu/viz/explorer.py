@@ -10,7 +10,10 @@ step data, the script and the style from the ``static`` folder) and loads nothin
 
 Big graphs start collapsed by module (one box per neuron or layer, from nn parameter names, with
 the gradient norm of its parameters); a click opens a box. Each layout the page can show (all
-collapsed, one module open, everything open) is laid out once, when the explorer is made.
+collapsed, one module open, everything open) is laid out once, when the explorer is made, and
+travels as a string in the page's JSON: only the layout on show is parsed into the page. (For a
+2-8-1 MLP's loss, 11 layouts: 690 DOM nodes with one shown; keeping them in ``<template>``
+elements instead would parse all of them up front, 10,409 nodes, for a file 13% smaller.)
 """
 
 from __future__ import annotations
