@@ -195,3 +195,20 @@ def test_the_static_drawing_and_the_explorer_show_the_same_numbers():
                                                     draw_graph(loss, collapse="neuron").source))
     norms = {c["module"]: c["norms"][-1][1] for c in data["clusters"]}
     assert len(norms) == 9 and boxes == norms
+
+
+def test_highlight_marks_values_and_their_module_in_the_data():
+    loss, model = mlp_loss()
+    w = dict(model.named_parameters())["layers.0.neurons.3.w.1"]
+
+    class Culprit:  # what gradcheck's culprits look like to explore: a record with a .node
+        node = w
+
+    for highlight in ([w], [Culprit()]):
+        data = explore(loss, highlight=highlight).data
+        assert [n["label"] for n in data["nodes"] if n["highlight"]] == ["layers.0.neurons.3.w.1"]
+        assert [c["module"] for c in data["clusters"] if c["highlight"]] == ["layers.0.neurons.3"]
+    assert 'data-legend="culprit"' in explore(loss, highlight=[w]).to_html()
+    assert 'data-legend="culprit"' not in explore(loss).to_html()
+    with pytest.raises(TypeError, match="highlight takes Values"):
+        explore(loss, highlight=["layers.0.neurons.3.w.1"])

@@ -252,3 +252,40 @@ def test_vanishing_and_exploding_gradients_are_marked_once_final(page, tmp_path)
     page.keyboard.press("End")
     assert "vanishing" in classes("dead") and "exploding" in classes("hot")
     assert "vanishing" not in classes("fine") and "exploding" not in classes("fine")
+
+
+def test_gradcheck_culprits_are_highlighted_with_a_legend_entry(page, tmp_path):
+    from tinygrad_edu import primitive
+    from tinygrad_edu.testing import GradcheckError, gradcheck
+
+    wrong_cube = primitive("viz_wrong_cube", lambda x: x * x * x, lambda x: 3 * x * x + 0.5)  # d/dx x^3 is 3x^2
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(lambda a, b: (wrong_cube(a * b) + b).tanh(), [0.5, 0.8])
+    [culprit] = info.value.culprits
+    out = culprit.path[-1]
+    explorer = open_page(page, out, tmp_path, highlight=info.value.culprits)
+    marked = page.locator('[data-culprit="true"]')
+    assert marked.count() == 1
+    assert marked.get_attribute("data-node") == f"n{topological_order(out).index(culprit.node)}"
+    assert page.locator('[data-legend="culprit"]').count() == 1
+    outline = page.evaluate("""() => getComputedStyle(
+        document.querySelector('[data-culprit="true"] > polygon, [data-culprit="true"] > path')).stroke""")
+    assert outline == "rgb(194, 24, 91)"  # style.CULPRIT_COLOR, #c2185b
+    marked.hover()
+    assert "culprit" in page.inner_text("[data-role=panel]")
+    page.keyboard.press("End")  # stays marked through the steps, and the page ran cleanly
+    assert marked.count() == 1 and step(explorer)[0] == step(explorer)[1] - 1
+    assert page.requests.external() == [] and page.console_errors == []
+    plain = open_page(page, out, tmp_path)  # without highlight: neither the mark nor its legend entry
+    assert plain.locator('[data-culprit]').count() == 0 and page.locator('[data-legend="culprit"]').count() == 0
+
+
+def test_a_highlighted_value_marks_its_closed_module_and_itself_once_opened(page, tmp_path):
+    loss, model = mlp_loss()
+    w = dict(model.named_parameters())["layers.0.neurons.3.w.1"]
+    open_page(page, loss, tmp_path, highlight=[w])
+    box = page.locator('[data-cluster][data-culprit="true"]')
+    assert box.count() == 1 and box.get_attribute("data-module") == "layers.0.neurons.3"
+    box.click()
+    marked = page.locator('[data-node][data-culprit="true"]')
+    assert marked.count() == 1 and marked.get_attribute("data-label") == "layers.0.neurons.3.w.1"

@@ -455,7 +455,8 @@ def analyze(
     step without touching any ``.grad`` (:func:`replay_backward`; the analysis keeps the
     ``steps``); ``"none"`` data only; a mapping from Value to grad (values missing from it have
     none). ``passed`` lists the computed values that have passed their gradient on (only their
-    edges carry a flow; default: all that have a gradient). ``highlight`` marks some values.
+    edges carry a flow; default: all that have a gradient). ``highlight`` marks some values:
+    Values, or records with a ``.node`` Value (gradcheck's culprits, :class:`~tinygrad_edu.testing.GradcheckError`).
     ``level`` (``"neuron"``, ``"layer"`` or ``None``) makes the module boxes of :attr:`~GraphAnalysis.clusters`.
     With ``max_nodes``, a graph of more values, or whose :func:`layout_size` exceeds
     ``LAYOUT_FACTOR * max_nodes``, raises :class:`GraphTooLargeError` at once (its ``reason`` says which).
@@ -497,6 +498,15 @@ def analyze(
     return _assemble(tuple(values), grad_of, source, passed, highlight, level, digits, vanishing, exploding, steps)
 
 
+def highlighted(item) -> Value:
+    """The Value a ``highlight`` entry stands for: a Value, or a record's ``.node`` (a gradcheck culprit)."""
+    value = item if isinstance(item, Value) else getattr(item, "node", None)
+    if not isinstance(value, Value):
+        raise TypeError(f"highlight takes Values or records with a .node Value (gradcheck's culprits), "
+                        f"got {type(item).__name__}")
+    return value
+
+
 def _engine_grad(v: Value) -> float:
     return v.grad
 
@@ -512,7 +522,7 @@ def _assemble(values, grad_of, source, passed, highlight, level, digits, vanishi
     names = short_names(list(values), digits, limit=48)
     modules = assign_modules(values)
     done = None if passed is None else set(passed)
-    marked = {id(v) for v in highlight}
+    marked = {id(highlighted(v)) for v in highlight}
     boxes = _boxes(values, modules, level) if level is not None else {}
     box_names = sorted(set(boxes.values()), key=module_order)
     box_ids = {b: f"c{i}" for i, b in enumerate(box_names)}

@@ -141,7 +141,7 @@ class _View:
             if "root" in n.marks:
                 attrs["penwidth"] = "2"
             if "highlight" in n.marks:
-                attrs.update(color=style.HIGHLIGHT_COLOR, penwidth="3")
+                attrs.update(color=style.CULPRIT_COLOR, penwidth="3")
             # an open layer shows its neurons' frames
             module = None if n.cluster is None else (n.module or modules[n.cluster])
             statements.setdefault(module, []).append(("node", n.id, attrs))
@@ -267,7 +267,7 @@ class Explorer:
             "steps": str(len(self.data["steps"])),
             "last": str(len(self.data["steps"]) - 1),
             "style": (static / "explorer.css").read_text(encoding="utf-8"),
-            "legend": _legend_html(),
+            "legend": _legend_html(any(n.get("highlight") for n in self.data["nodes"])),
             "data": payload,
             "script": (static / "explorer.js").read_text(encoding="utf-8"),
         }
@@ -284,13 +284,16 @@ class Explorer:
                 'style="width:100%;height:640px;border:1px solid #ddd" sandbox="allow-scripts"></iframe>')
 
 
-def _legend_html() -> str:
+def _legend_html(culprits: bool) -> str:
     rows = [f'<span class="swatch" style="background:{color}"></span>{text}' for color, _, text in style.legend_stops()]
     rows.append(f'<span class="swatch" style="background:{style.ZERO_FLOW_COLOR}"></span>0 (dashed)')
     kinds = [f'<span class="swatch box" style="background:{style.FILL[k]}"></span>{k}'
              for k in ("input", "parameter", "constant")]
     marks = [f'<span class="swatch box" style="border-color:{style.VANISHING_COLOR}"></span>vanishing gradient',
              f'<span class="swatch box thick" style="border-color:{style.EXPLODING_COLOR}"></span>exploding gradient']
+    if culprits:
+        marks.append(f'<span class="swatch box thick" data-legend="culprit" style="border-color:{style.CULPRIT_COLOR}"></span>'
+                     'highlighted (a culprit)')
     return (f'<b>{html.escape(style.FLOW_TITLE)}:</b> ' + " ".join(f"<span>{r}</span>" for r in rows) +
             ' <span class="sep"></span> ' + " ".join(f"<span>{r}</span>" for r in kinds + marks))
 
@@ -331,8 +334,7 @@ def explore(
         raise ValueError(f"digits must be an integer from 1 to 17, got {digits!r}")
     if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 1:
         raise ValueError(f"max_nodes must be a positive integer, got {max_nodes!r}")
-    marked = [_highlighted(h) for h in highlight]
-    options = dict(grads="replay" if backward else "none", highlight=marked, digits=digits, vanishing=vanishing,
+    options = dict(grads="replay" if backward else "none", highlight=list(highlight), digits=digits, vanishing=vanishing,
                    exploding=exploding, max_nodes=max_nodes)
     try:
         a = analyze(root, level="neuron" if collapse == "auto" else collapse, **options)
@@ -354,15 +356,6 @@ def explore(
             "edges": view.edge_timelines(),
         }
     return Explorer(page_data(a, steps, views, title))
-
-
-def _highlighted(item: Any) -> Value:
-    """A Value to highlight: the item itself, or its ``.node`` (a gradcheck culprit)."""
-    value = item if isinstance(item, Value) else getattr(item, "node", None)
-    if not isinstance(value, Value):
-        raise TypeError(f"highlight takes Values or records with a .node Value (gradcheck's culprits), "
-                        f"got {type(item).__name__}")
-    return value
 
 
 def page_data(a: GraphAnalysis, steps: list[dict], views: dict, title: str | None) -> dict[str, Any]:

@@ -77,7 +77,7 @@ def draw_graph(
 
     ``grads`` overrides the gradients shown (a map from Value to grad; values not in it show an
     empty grad field, and every grad field gets a fixed width so frames keep one layout),
-    ``highlight`` outlines some values, and ``passed`` lists the computed values that have passed
+    ``highlight`` outlines some values (Values, or gradcheck's culprits), and ``passed`` lists the computed values that have passed
     their gradient on so far (only their edges are coloured; default: all);
     :func:`~tinygrad_edu.viz.animate_backward` uses these for its frames.
     """

@@ -17,6 +17,8 @@ VANISHING_COLOR = "#3b6fd6"
 EXPLODING_COLOR = "#d62728"
 ZERO_FLOW_COLOR = "#c8c8c8"
 HIGHLIGHT_COLOR = "#ff8c00"
+#: The explorer's highlighted values (gradcheck's culprits): orange there means the current step.
+CULPRIT_COLOR = "#c2185b"
 PENDING_COLOR = "#e4e4e4"
 
 #: The flow scale's ends: gradients at most FLOW_LOW look alike (palest), at least FLOW_HIGH alike (darkest).

@@ -79,6 +79,7 @@
           g.setAttribute("data-name", nodes[id].name);
           g.setAttribute("data-value", "");
           g.setAttribute("data-grad", "");
+          if (nodes[id].highlight) g.setAttribute("data-culprit", "true");
           g.setAttribute("tabindex", "0");
           g.addEventListener("mouseenter", function () { if (!pinned) showNode(id); });
           g.addEventListener("mouseleave", function () { if (!pinned) showStep(); });
@@ -88,6 +89,7 @@
         } else if (clusters[id]) {
           g.setAttribute("data-cluster", id);
           g.setAttribute("data-module", clusters[id].module);
+          if (clusters[id].highlight) g.setAttribute("data-culprit", "true");
           g.setAttribute("tabindex", "0");
           g.setAttribute("aria-label", "open " + clusters[id].module);
           g.addEventListener("click", function (e) { e.stopPropagation(); showView(id); });
@@ -238,6 +240,7 @@
       if (node.rule) row(t, "rule", node.rule, true);
       (node.derivatives || []).forEach(function (d) { row(t, "derivative", d, true); });
       if (node.health && step >= node.final_step) row(t, "mark", node.health + " gradient");
+      if (node.highlight) row(t, "highlighted", "yes (a gradcheck culprit: its rule fails its own check)");
       panel.appendChild(t);
       if (pinned) panel.appendChild(el("p", { "class": "hint" }, "Click the node again, or press Escape, to go back to the step."));
     }
@@ -249,6 +252,7 @@
       var t = el("table");
       row(t, "holds", c.nodes.length + " values, " + c.params.length + " parameters");
       row(t, "grad norm", norm ? norm[1] + " (of its parameters' gradients)" : "not reached yet");
+      if (c.highlight) row(t, "highlighted", "holds a highlighted value (a culprit): open it to see which");
       c.params.forEach(function (id) {
         row(t, nodes[id].label.slice(c.module.length + 1), st.grads[id] ? "grad " + st.grads[id][1] : "grad not reached yet");
       });
