@@ -251,3 +251,13 @@ def test_vjp_and_jvp_run_no_rule_for_a_constant():
     _, tangent = jvp(f, 0.75, 3.0)
     assert tangent.data == pytest.approx(3.0 * math.cos(1.875) * 2.5, rel=1e-14)
     assert calls == ["a"]  # only the input with a tangent
+
+
+def test_jvp_through_a_three_input_primitive_and_a_sum_with_a_constant():
+    weighted = te.ops.Primitive("t_weighted3_f", 3, lambda m, a, b, c: a + 2.0 * b + 3.0 * c * c,
+                                vjps=(lambda m, g, out, a, b, c: g, lambda m, g, out, a, b, c: 2.0 * g,
+                                      lambda m, g, out, a, b, c: 6.0 * g * c))
+    f = lambda x, y: te.sum([te.engine.apply(weighted, x, 4.0, y), x * y, 1.5])  # noqa: E731
+    _, tangent = jvp(f, (0.5, -2.0), (1.0, 3.0))
+    # d/dx = 1 + y, d/dy = 6y + x (closed form)
+    assert tangent.data == pytest.approx((1 + -2.0) * 1.0 + (6 * -2.0 + 0.5) * 3.0, rel=1e-15)

@@ -2,10 +2,11 @@
 
 Reverse mode (``backward``, ``grad``, ``vjp``) pushes one output's gradient back to every input:
 one sweep per output. Forward mode (``jvp``) pushes one input direction forward to every output:
-one sweep per input. Both read the same derivative rule of each primitive (:mod:`tinygrad_edu.ops`):
-for a scalar primitive, the vector-Jacobian product at ``g`` is ``g`` times the partial
-derivatives, so at ``g = t`` (one input) or ``g = 1`` (then a weighted sum of the input tangents)
-it is the Jacobian-vector product too. No primitive needs a second rule.
+one sweep per input. Both read the same derivative rules of each primitive (:mod:`tinygrad_edu.ops`),
+one per input: for a scalar primitive, input ``i``'s vector-Jacobian product at ``g`` is ``g``
+times the partial derivative, so at ``g = t_i`` it is that input's share of the Jacobian-vector
+product, and the output's tangent is their sum. No primitive needs a second rule. Reverse mode
+runs only the rules on paths to the inputs asked for, forward mode only those of inputs with a tangent.
 
 Forward mode here is dual-number arithmetic carried over the recorded graph: ``f`` runs once on
 ``Value``s (recording its graph), then every node, in the order it was computed, gets its tangent
@@ -20,7 +21,9 @@ rules), so everything here nests with ``grad(create_graph=True)`` and with itsel
 from __future__ import annotations
 
 import contextlib
+import functools
 import numbers
+import operator
 import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence, Union
@@ -88,16 +91,19 @@ def _tangent(op, m, node, parents, tangents, create_graph: bool):
         out, args = node, parents
     else:
         out, args = node.data, [p.data for p in parents]
-    if len(op.vjps) == 1:
-        return op.vjps[0](m, tangents[0], out, *args)
-    if op.vjps:
-        terms = [rule(m, t, out, *args) for rule, t in zip(op.vjps, tangents) if t is not None]
+    rules = op.vjps
+    if len(rules) == 1:
+        return rules[0](m, tangents[0], out, *args)
+    if len(rules) == 2:  # the common case, unrolled
+        (da, db), (ta, tb) = rules, tangents
+        if tb is None:
+            return da(m, ta, out, *args)
+        return db(m, tb, out, *args) if ta is None else da(m, ta, out, *args) + db(m, tb, out, *args)
+    if rules:
+        terms = [rule(m, t, out, *args) for rule, t in zip(rules, tangents) if t is not None]
     else:  # sum: the partials of its combined rule, times the tangents
         terms = [d * t for d, t in zip(op.vjp(m, 1.0, out, *args), tangents) if t is not None]
-    total = terms[0]
-    for term in terms[1:]:
-        total = total + term
-    return total
+    return functools.reduce(operator.add, terms)
 
 
 def _push_forward(outs: Sequence[Value], seeds: dict, create_graph: bool, order=None) -> list:
