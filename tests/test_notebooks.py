@@ -218,14 +218,20 @@ def test_an_embedded_page_must_be_shown_live(tmp_path):
     (tmp_path / "mkdocs.yml").write_text("repo_url: https://example.org/r\nnav:\n  - \"1. One\": 01-one.md\n", encoding="utf-8")
     page = tmp_path / "docs" / "01-one.md"
     frame = '<iframe src="../images/x.html" title="x"></iframe>'
-    page.write_text(f"# One\n\n```python\nx = 1\n```\n\n{frame}\n\n[its page](images/x.html)\n", encoding="utf-8")
+    page.write_text(f"# One\n\n```python\nx = 1\n```\n\n{frame}\n[its page](images/x.html)\n", encoding="utf-8")
     with pytest.raises(ValueError, match="cannot show in a notebook"):
         generator.build_all(tmp_path)
-    page.write_text(f"# One\n\n```python\nx = 1\n```\n\n{frame}\n\n<!-- notebook\nx\n-->\n\n[its page](images/x.html)\n",
-                    encoding="utf-8")
+    # the page's own link goes with it: the notebook shows the explorer live instead of both
+    page.write_text(f"# One\n\n```python\nx = 1\n```\n\n{frame}\n[its page](images/x.html)\n\n<!-- notebook\nx\n-->\n\n"
+                    "After.\n", encoding="utf-8")
     notebook = json.loads(generator.build_all(tmp_path)["01-one.ipynb"])
     assert [c["source"] for c in notebook["cells"] if c["cell_type"] == "code"] == ["x = 1", "x"]
-    assert "[its page](https://example.org/r/blob/main/docs/images/x.html)" in notebook["cells"][-1]["source"]
+    assert not any("x.html" in c["source"] for c in notebook["cells"])
+    # elsewhere, a link to a local HTML page is refused: the repository would show the page's source
+    page.write_text(f"# One\n\n```python\nx = 1\n```\n\n{frame}\n\n<!-- notebook\nx\n-->\n\n[its page](images/x.html)\n",
+                    encoding="utf-8")
+    with pytest.raises(ValueError, match="cannot open the page images/x.html"):
+        generator.build_all(tmp_path)
 
 
 def test_notebooks_are_numbered_by_the_nav_and_never_share_a_name(tmp_path):

@@ -12,7 +12,8 @@ Two conventions of the Markdown (both invisible on the site and on GitHub):
 - ``<!-- skip-test -->`` right before a block (one that needs a terminal or a long run): the
   notebook shows the code as Markdown, like the test suite it does not run it.
 - ``<!-- notebook`` ... ``-->`` right after a paragraph of pictures (images, a table of them, or
-  an ``<iframe>`` of an explorer page, which a notebook cannot show): in the notebook, that code replaces the pictures and draws them live. A line
+  an ``<iframe>`` of an explorer page, which a notebook cannot show, with the links that open that
+  page on its own): in the notebook, that code replaces the pictures and draws them live. A line
   ``from chNN_name import f, g`` in it stands for the functions ``f`` and ``g`` of
   ``examples/chNN_name.py``, the code that drew the pictures in ``docs/images/``: their source is
   copied into the cell (with the imports, constants and helpers they use), so the code is
@@ -20,7 +21,8 @@ Two conventions of the Markdown (both invisible on the site and on GitHub):
 
 Pictures a chapter keeps (a long run made them) are attached to their Markdown cell, so each
 notebook is one self-contained file. Links to other chapters point to their notebooks, links to
-other local pages and files to the repository.
+other local pages and files to the repository; a link to a local HTML page (an explorer) is
+refused outside a paragraph of pictures, since the repository shows such a file as its source.
 
 The conversion is our own ~200 lines rather than Jupytext's Markdown format: Jupytext turns
 every fenced block with a language into a code cell (```bash into a ``%%bash`` cell that would
@@ -58,6 +60,7 @@ _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 _IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<target>[^)\s]+)\)")
 _FRAME = re.compile(r'<iframe\b[^>]*?\bsrc="(?P<target>[^"]+)"[^>]*>(?:\s*</iframe>)?')  # an embedded page (an explorer)
 _LINK = re.compile(r"(?<!!)\[(?P<text>[^\]]*)\]\((?P<target>[^)\s]+)\)")
+_PAGE_LINK = re.compile(r"^\s*\[[^\]]*\]\((?P<target>[^)\s:]+\.html)\)[.)]?\s*$")  # a line that opens a local page
 _NAV_ENTRY = re.compile(r'^(?P<indent>\s*)- (?:"(?P<quoted>[^"]*)"|(?P<plain>[^:"]+)):\s*(?P<page>\S+\.md)?\s*$')
 
 
@@ -126,7 +129,8 @@ def segments(text: str) -> list[Segment]:
 
 def _take_picture_paragraph(prose: list[str], line: int) -> list[str]:
     """Remove the paragraph of pictures at the end of ``prose`` (the lines since the last blank
-    one, each holding an image, an ``<iframe>`` or a table row); return the pictures' targets."""
+    one, each holding an image, an ``<iframe>``, a table row or a link to a local HTML page);
+    return the pictures' targets."""
     while prose and not prose[-1].strip():
         prose.pop()
     start = len(prose)
@@ -134,8 +138,8 @@ def _take_picture_paragraph(prose: list[str], line: int) -> list[str]:
         start -= 1
     paragraph = prose[start:]
     pictures = [m["target"] for row in paragraph for pattern in (_IMAGE, _FRAME) for m in pattern.finditer(row)]
-    if not pictures or any(not (_IMAGE.search(row) or _FRAME.search(row) or row.lstrip().startswith("|"))
-                           for row in paragraph):
+    if not pictures or any(not (_IMAGE.search(row) or _FRAME.search(row) or _PAGE_LINK.match(row)
+                                or row.lstrip().startswith("|")) for row in paragraph):
         raise ValueError(f"line {line}: '{NOTEBOOK_OPEN}' must follow a paragraph of pictures "
                          "(images, embedded pages or a table of them)")
     del prose[start:]
@@ -321,6 +325,10 @@ def build(chapter: Chapter, root: Path = ROOT, repo_url: str | None = None) -> d
                 return match[0]
             if page_part in names:
                 new = names[page_part] + (f"#{anchor}" if anchor else "")
+            elif page_part.lower().endswith(".html"):
+                raise ValueError(f"{chapter.page}: a notebook cannot open the page {target} (the repository shows an HTML "
+                                 f"file as its source); put the link right after its <iframe>, in the paragraph that "
+                                 f"a '{NOTEBOOK_OPEN}' block replaces with the live explorer")
             else:  # another page or file of the docs: the notebook folder has no copy
                 new = f"{repo_url}/blob/main/docs/{target}" if repo_url else target
             return f"[{match['text']}]({new})"
