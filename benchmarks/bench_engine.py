@@ -1,6 +1,7 @@
 """Scalar engine vs micrograd, side by side in one process: time per node for forward and
 backward, and bytes per node, on the same graph (a 2-8-1 MLP on a batch of 32, written with the
-operators both engines share); plus backward of 100k- vs 1M-node chains.
+operators both engines share); reverse mode with respect to some of the parameters (the rules
+grad() runs, and its time); plus backward of 100k- vs 1M-node chains.
 
 Run: python benchmarks/bench_engine.py [--repeats 7]   (needs the `bench` extra: micrograd)
 """
@@ -127,6 +128,37 @@ def per_node_table(repeats, MicroValue):
     return rows
 
 
+def grad_table(repeats):
+    """Reverse mode with respect to some inputs: ``grad()`` runs only the per-input rules on paths
+    to the inputs asked for (``backward()`` gives every node its gradient). Rule counts are the
+    same on every machine; times are medians, collector off."""
+    from tinygrad_edu import grad
+    from tinygrad_edu.functional import count_rule_calls
+
+    params, batch = make_problem(OurValue)
+    w1, b1, w2, b2 = params
+    everything = [w for row in w1 for w in row] + b1 + w2 + [b2]
+    loss = build_loss(OurValue, params, batch)
+    cases = {"backward()": loss.backward, f"grad(loss, all {len(everything)} parameters)": lambda: grad(loss, everything),
+             "grad(loss, the output layer's 9)": lambda: grad(loss, w2 + [b2]), "grad(loss, [b2])": lambda: grad(loss, [b2])}
+    print(f"Reverse mode on the same graph ({count_nodes(loss, 'tinygrad_edu')} nodes), median of {repeats} repeats")
+    print(f"{'call':<40}{'rules run':>10}{'ms':>8}")
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        for name, call in cases.items():
+            rules = count_rule_calls(call)[1].derivative
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                call()
+                times.append(time.perf_counter() - t0)
+            print(f"{name:<40}{rules:>10}{statistics.median(times) * 1e3:>8.2f}")
+    finally:
+        if was:
+            gc.enable()
+
+
 def chain_table():
     """Part (3) of the suite: backward of 100k- vs 1M-node chains."""
     print("Backward of a chain (y = y * c, repeated), median of 3")
@@ -148,6 +180,8 @@ def main(argv=None):
     except ImportError:
         sys.exit("micrograd is not installed: pip install -e '.[bench]'")
     per_node_table(args.repeats, MicroValue)
+    print()
+    grad_table(args.repeats)
     print()
     chain_table()
 
