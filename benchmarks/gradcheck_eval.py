@@ -11,7 +11,7 @@ fail on correct functions at the hard places (the evaluation of docs/testing.md)
    near_domain_edges=True (inputs on kinks, just inside domain edges): how many checks fail.
 
 Run: python benchmarks/gradcheck_eval.py [--cases 12] [--false-cases 2000] [--seed 0]
-(about a minute at the defaults; needs Hypothesis, in the dev extra).
+[--false-seeds 0 1 2 3 4] (about a minute at the defaults; needs Hypothesis, in the dev extra).
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ def false_failures(n: int, seed: int) -> tuple[int, list, list, float]:
             gradcheck(fn, inputs, atol=ATOL, rtol=RTOL)
         except GradcheckError as err:
             failures.append((str(fn), inputs, str(err).splitlines()[3:5]))
-        except ValueError as err:
+        except (ValueError, ArithmeticError) as err:  # fn, or the engine's derivative, undefined at the point
             undefined.append((str(fn), inputs, str(err)))
     return len(cases), failures, undefined, (time.perf_counter() - start) / max(len(cases), 1)
 
@@ -226,6 +226,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", type=int, default=12, help="random expressions per broken rule (default 12)")
     parser.add_argument("--false-cases", type=int, default=2000, help="correct expressions near kinks/edges")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--false-seeds", type=int, nargs="+", metavar="SEED",
+                        help="part 2 with each of these seeds, one table row each (default: --seed)")
     parser.add_argument("--only", nargs="*", help="only these primitives (names) in part 1")
     args = parser.parse_args(argv)
 
@@ -263,12 +265,21 @@ def main(argv=None) -> int:
         for name, kind, what, (text, inputs) in examples[:20]:
             print(f"- {name}, {kind}: {what} at {text} with inputs {inputs}")
 
-    n, failures, undefined, per_check = false_failures(args.false_cases, args.seed)
-    print(f"\nCorrect functions near kinks and domain edges: {n} random expressions "
-          f"(expressions(near_kinks=True, near_domain_edges=True)), {per_check * 1e3:.1f} ms per check")
-    print(f"- false failures: {len(failures)} ({_pct(len(failures), n)})")
-    print(f"- not checkable (fn undefined on both sides of a point): {len(undefined)}")
-    for text, inputs, rows in failures[:5]:
+    seeds = args.false_seeds or [args.seed]
+    print(f"\nCorrect functions near kinks and domain edges: {args.false_cases} random expressions per seed "
+          "(expressions(near_kinks=True, near_domain_edges=True))\n")
+    print("| seed | expressions | false failures | not checkable | ms per check |")
+    print("| --- | --- | --- | --- | --- |")
+    all_failures, total_n, total_undefined = [], 0, 0
+    for s in seeds:
+        n, failures, undefined, per_check = false_failures(args.false_cases, s)
+        all_failures += failures
+        total_n += n
+        total_undefined += len(undefined)
+        print(f"| {s} | {n} | {len(failures)} ({_pct(len(failures), n)}) | {len(undefined)} | {per_check * 1e3:.1f} |")
+    print(f"\n- false failures: {len(all_failures)} ({_pct(len(all_failures), total_n)}) in {total_n}")
+    print(f"- not checkable (fn or its derivative undefined at the point): {total_undefined}")
+    for text, inputs, rows in all_failures[:5]:
         print(f"  {text} at {inputs}: {' | '.join(r.strip() for r in rows)}")
     print(f"\n({time.perf_counter() - start:.0f} s)")
     return 0

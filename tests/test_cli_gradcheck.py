@@ -42,6 +42,13 @@ def test_a_wrong_rule_fails_with_the_culprit(capsys):
     assert "d/dx cli_wrong_sin(1): rule -0.540302, numeric 0.540302" in out
 
 
+def test_strict_kinks_fails_where_the_conventions_compose_outside_the_subgradients(capsys):
+    code, out, _ = run(capsys, "gradcheck", "relu(x) - relu(-x)", "--set", "x=0")  # slope 1, conventions give 0
+    assert code == 0 and "d/dx = 0" in out
+    code, out, _ = run(capsys, "gradcheck", "relu(x) - relu(-x)", "--set", "x=0", "--strict-kinks")
+    assert code == 1 and "the chain rule combined the rules' conventions" in out
+
+
 def test_drawn_points_find_and_shrink_a_counterexample(capsys):
     code, out, _ = run(capsys, "gradcheck", "cli_wrong_sin(x)", "--examples", "20")
     assert code == 1

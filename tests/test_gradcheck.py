@@ -110,6 +110,32 @@ def test_a_function_that_cuts_its_graph_is_caught():
         gradcheck(lambda x: Value(x.data**2) + x, [0.7])
 
 
+# silu with its partial dropped (derivative 0), as benchmarks/gradcheck_eval.py breaks it.
+silu_dropped = primitive("gc_silu_dropped", lambda x: x / (1 + math.exp(-x)), lambda x: 0.0)
+
+
+def test_a_wrong_zero_derivative_is_not_hidden_by_a_step_where_f_looks_flat():
+    # The gradient is -6.3e-5: small, so f (about 1.6) barely moves. The right derivative at steps
+    # near 1e-12, where f looks flat, once came out as exactly 0 "with no error": a kink [-6.3e-5,
+    # 0] was inferred and the wrong 0 passed as a subgradient. The rounding noise (noise / step)
+    # now keeps such steps from counting as exact, so the wrong rule is caught and named.
+    P = ops.PRIMITIVES
+
+    def f(x):
+        inner = apply(P["erfc"], apply(P["logaddexp"], x.log1p(), x))
+        return apply(P["exp2"], silu_dropped(inner).softplus())
+
+    def f_right(x):  # the same with the engine's own silu
+        return apply(P["exp2"], apply(P["erfc"], apply(P["logaddexp"], x.log1p(), x)).silu().softplus())
+
+    x = 2.663103984769041
+    assert numerical_gradient(f, [x])[0] == pytest.approx(-6.3335496e-05, rel=1e-6)
+    assert gradcheck(f_right, [x])
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(f, [x])
+    assert info.value.culprits[0].op.name == "gc_silu_dropped"
+
+
 def test_at_a_kink_the_convention_passes_as_a_subgradient():
     # relu'(0) = 0 lies between the one-sided slopes 0 and b = 2: a subgradient, so it passes.
     assert gradcheck(lambda a, b: (a - 1.0).relu() * b, [1.0, 2.0])

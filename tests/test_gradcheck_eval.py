@@ -27,9 +27,11 @@ def test_a_broken_rule_is_restored_afterwards():
 
 
 def test_the_evaluation_runs_and_reports(capsys):
-    assert gradcheck_eval.main(["--cases", "2", "--false-cases", "10", "--only", "tanh", "mul", "ev_sin2x_chain"]) == 0
+    assert gradcheck_eval.main(["--cases", "2", "--false-cases", "10", "--false-seeds", "0", "1",
+                                "--only", "tanh", "mul", "ev_sin2x_chain"]) == 0
     out = capsys.readouterr().out
     rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
     assert rows["tanh"].split("|")[4].strip() == "100.0%" and rows["tanh"].split("|")[5].strip() == "100.0%"
     assert rows["custom ev_sin2x_chain (chain rule factor 2 missing)"].split("|")[5].strip() == "100.0%"
-    assert "- false failures: 0 (0.0%)" in out
+    assert "- false failures: 0 (0.0%) in 20" in out
+    assert rows["0"].split("|")[2].strip() == "10" and rows["1"].split("|")[3].strip() == "0 (0.0%)"  # one row per seed

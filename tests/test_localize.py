@@ -140,9 +140,9 @@ def test_divergence_refuses_graphs_that_change_shape_nearby():
     assert found is None and "different graph at nearby points" in note
 
 
-def test_at_a_kink_where_the_conventions_combine_badly_the_report_says_so():
+def test_at_a_kink_where_the_conventions_combine_badly_the_strict_check_says_so():
     with pytest.raises(GradcheckError) as info:
-        gradcheck(lambda a: a.relu() - (-a).relu(), [0.0])
+        gradcheck(lambda a: a.relu() - (-a).relu(), [0.0], strict_kinks=True)
     text = str(info.value)
     assert info.value.culprits == []
     assert "relu's input x0 = 0 is at its kink at 0 (relu'(0) = 0 by convention)" in text
@@ -160,3 +160,31 @@ def test_the_culprit_can_be_drawn_outlined():
                 if HIGHLIGHT_COLOR in line]
     assert len(outlined) == 2  # the culprit's value and its operation, nothing else
     assert any("lc_wrong_deep" in line for line in outlined)
+
+
+def _cut_second_order(x):
+    # (x - a) * exp(x) with exp(x) taken out of the graph: at x = a the first derivative is exp(a)
+    # either way (only the factor's value counts there), so gradcheck passes. The engine's first
+    # derivative at nearby points p is exp(p), whose derivative is exp(a); the derivative graph
+    # holds exp(a) as a constant, so grad(create_graph=True) gives 0.
+    return (x - 0.3) * Value(math.exp(x.data))
+
+
+def test_gradgradcheck_names_the_constant_where_second_derivatives_part():
+    assert gradcheck(_cut_second_order, [0.3])
+    with pytest.raises(GradcheckError) as info:
+        gradgradcheck(_cut_second_order, [0.3])
+    err = info.value
+    assert err.culprits == []
+    d = err.localization.divergence
+    assert d.node.op is None and d.node.data == pytest.approx(math.exp(0.3)) and d.analytic == 0.0
+    assert d.numeric == pytest.approx(math.exp(0.3), rel=1e-6) and d.graph == "the graph of d/dx0"
+    assert "The derivatives first part in the graph of d/dx0 at the constant 1.34986" in str(err)
+
+
+@pytest.mark.parametrize("mode", ["rev", "fwd"])
+def test_second_order_gradcheck_in_either_mode_names_it_too(mode):
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(_cut_second_order, [0.3], modes=(mode,), order=2)
+    d = info.value.localization.divergence
+    assert d is not None and d.node.op is None and d.node.data == pytest.approx(math.exp(0.3))

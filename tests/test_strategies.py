@@ -273,10 +273,9 @@ def test_near_domain_edges_puts_inputs_just_inside():
     assert any(x == pytest.approx(d, rel=1e-3) for d in NEAR_EDGE_OFFSETS)
 
 
-# Derandomized: the same draws every run. Over random draws a few in a thousand still fail (poles
-# inside the first step, stacked clamps, functions that look flat next to an edge: see
-# benchmarks/gradcheck_eval.py and docs/testing.md), which would make this test flaky.
-@settings(derandomize=True, database=None)
+# Random draws, new ones every run: benchmarks/gradcheck_eval.py finds no false failure in
+# 30000 such draws (seeds 0 to 9, see docs/testing.md), so this test is not flaky; a failure it
+# finds is a false failure of the checker to fix.
 @given(expressions(n_inputs=st.integers(1, 3), max_ops=8, near_kinks=True, near_domain_edges=True))
 def test_gradcheck_passes_near_kinks_and_domain_edges(case):
     fn, inputs = case

@@ -55,6 +55,9 @@ def add_parser(subparsers) -> None:
                         help="points to draw for the variables without --set (default: 100)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the drawn points (default: 0)")
     parser.add_argument("--second-order", action="store_true", help="also check second derivatives")
+    parser.add_argument("--strict-kinks", action="store_true",
+                        help="at a kink, require a subgradient of the whole function, not just the value the "
+                             "rules' conventions compose to (relu(x) - relu(-x) at 0 then fails)")
     parser.add_argument("--eps", type=positive_float, default=None,
                         help="fixed relative step of the numerical derivative (default: chosen automatically)")
     parser.add_argument("--atol", type=non_negative_float, default=1e-5, help="absolute tolerance (default: 1e-5)")
@@ -124,7 +127,7 @@ class _Checker:
         the expression cannot be checked (undefined, infinite)."""
         a = self.args
         try:
-            gradcheck(self.fn, self._inputs(point), eps=a.eps, atol=a.atol, rtol=a.rtol)
+            gradcheck(self.fn, self._inputs(point), eps=a.eps, atol=a.atol, rtol=a.rtol, strict_kinks=a.strict_kinks)
             if a.second_order:
                 gradgradcheck(self.fn, self._inputs(point), eps=a.eps, atol=a.atol, rtol=a.rtol)
         except GradcheckError as err:

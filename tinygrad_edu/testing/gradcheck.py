@@ -106,6 +106,19 @@ def _trace(fn: Fn, point: list[float], labels: list[str] | None = None) -> tuple
     return xs, out
 
 
+def _rounding_noise(out: Value) -> float:
+    """The rounding error of evaluating the recorded graph once in float64, to first order: every
+    node's value off by about an ulp, weighted by how much it moves the output (the engine's
+    gradient; the rules may be wrong, but this is only a scale). It bounds how small a numerical
+    step can usefully be: where a step shows no change in f, the derivative is not known to be 0."""
+    computed = [n for n in topological_order(out) if n.op is not None]
+    try:
+        sensitivities = grad(out, computed, allow_unused=True)
+    except (ArithmeticError, ValueError, NotImplementedError):
+        return 0.0
+    return numeric.rounding_noise([(n.data, 0.0 if g is None else g.data) for n, g in zip(computed, sensitivities)])
+
+
 def _evaluate(fn: Fn, point: list[float]) -> float:
     """fn at ``point`` on the plain-float path (no graph recorded); raises where fn is undefined."""
     with no_grad():
@@ -122,15 +135,16 @@ def _along(f: Callable[[list[float]], float], point: list[float], i: int) -> Cal
 
 
 def _reference(f: Callable[[float], float], x: float, analytic: float, agrees, eps: float | None,
-               kink: tuple[bool, float | None], what: str) -> numeric.Check:
+               kink: tuple[bool, float | None], what: str, noise: float = 0.0) -> numeric.Check:
     """The numerical check of one partial derivative: a fixed step ``eps * max(1, |x|)`` or the
-    automatic one, kept clear of nearby kinks, a subgradient check at a kink."""
+    automatic one, kept clear of nearby kinks, a subgradient check at a kink. ``noise``: f's
+    rounding error (:func:`_rounding_noise`)."""
     at_kink, max_step = kink
     step = None if eps is None else eps * max(1.0, abs(x))
     if step is not None and max_step is not None and step > max_step:
         step = None  # the given step would cross a kink: choose one that does not
     try:
-        return numeric.check(analytic, f, x, agrees, step=step, at_kink=at_kink, max_step=max_step)
+        return numeric.check(analytic, f, x, agrees, step=step, at_kink=at_kink, max_step=max_step, noise=noise)
     except numeric.NotDefinedError:
         raise ValueError(
             f"fn is not defined on either side of {what} = {x!r} (at any step down to {numeric.MIN_STEP:g} relative): "
@@ -306,6 +320,61 @@ def _agrees(atol: float, rtol: float):
     return lambda a, n, err: abs(a - n) <= atol + rtol * abs(n) + (err if math.isfinite(err) else 0.0)  # False for NaN
 
 
+@dataclass
+class _Composed:
+    """The composite check at kinks (see :func:`_composed_conventions`): the local rules'
+    ``localization`` and, when some row still fails, why (``note``)."""
+
+    localization: localize.Localization
+    note: str = ""
+
+
+def _composed_conventions(f: Callable[[list[float]], float], point: list[float], out: Value, xs: list[Value],
+                          rows: list[_Row], hits: list, agrees, noise: float) -> _Composed | None:
+    """Where partials fail at a kink, accept those whose analytic value is what the rules'
+    documented conventions compose to: (a) every rule passes its own check (:mod:`.localize`),
+    (b) the engine's gradient is the chain rule applied to the rules' values, node by node, and
+    (c) the recorded graph's one-sided derivatives (:func:`.kinks.one_sided_chain`) match
+    ``fn``'s numerical ones, so the graph is what ``fn`` computes. Such rows are marked ok in
+    place (their stencil says ``conventions``). Returns None when no failing row is at a kink."""
+    bad = [k for k, r in enumerate(rows) if not r.ok and any(h.at for h in hits[k])]
+    if not bad:
+        return None
+    loc = localize.localize(out, xs)
+    if loc.culprits:
+        return _Composed(loc)
+    nodes = topological_order(out)
+    notes = []
+    for k in bad:
+        row, x = rows[k], xs[k]
+        try:
+            chain = localize.tangents(nodes, x)[out]
+            sides = [kinks.one_sided_chain(nodes, x, d) for d in (-1.0, 1.0)]
+            _, max_step = kinks.step_limits(hits[k])
+            along = _along(f, point, k)
+            measured = [numeric.derivative(along, point[k], side=d, max_step=max_step, noise=noise) for d in (-1, 1)]
+        except (ArithmeticError, ValueError):
+            notes.append(f"along {x.label}, the one-sided derivatives could not be computed at the kink")
+            continue
+        if not agrees(row.analytic, chain, 1e-12 * max(1.0, abs(chain))):  # (rounding between the two sums)
+            notes.append(f"along {x.label}, the engine's derivative {row.analytic:.6g} is not the chain rule applied to "
+                         f"the rules' values ({chain:.6g}): the fault is in how the gradients are combined")
+            continue
+        left, right = -sides[0][0], sides[1][0]
+        if not all(agrees(c, m.value, m.error + e) for c, m, (_, e) in zip((left, right), measured, sides)):
+            notes.append(f"along {x.label}, fn's one-sided derivatives [{measured[0].value:.6g}, {measured[1].value:.6g}] "
+                         f"are not those of the recorded graph [{left:.6g}, {right:.6g}]: fn computes something the "
+                         "graph does not record (e.g. a value taken out with .data and put back)")
+            continue
+        c = row.check
+        error = max(m.error for m in measured)
+        row.check = numeric.Check((left + right) / 2, error, c.step if c is not None else 0.0, "conventions", True,
+                                  (left, right))
+    if notes:
+        return _Composed(loc, "; ".join(notes))
+    return _Composed(loc)
+
+
 def _method_text(method: str, eps: float | None) -> str:
     if method == "complex":
         return "complex step"
@@ -314,7 +383,8 @@ def _method_text(method: str, eps: float | None) -> str:
 
 def _verdict(kind: str, out: Value, xs: list[Value], rows: list[_Row], first: str, method: str,
              atol: float, rtol: float, raise_exception: bool, hits: list, fn: Fn | None = None,
-             order: int = 1) -> bool:
+             order: int = 1, composed: _Composed | None = None, strict_kinks: bool = False,
+             diverge: Callable[[], tuple] | None = None) -> bool:
     bad = [r for r in rows if not r.ok]
     if not bad:
         return True
@@ -333,12 +403,17 @@ def _verdict(kind: str, out: Value, xs: list[Value], rows: list[_Row], first: st
         notes += ["", "At or near a kink, where the derivative is a convention: checked as a subgradient, the "
                       "analytic derivative must lie between the one-sided derivatives (shown as [left, right]):"]
         notes += [f"- {n}" for n in kinks.notes(near, xs)[:5]]
-    loc = localize.localize(out, xs, order=order)
+    loc = composed.localization if composed is not None else localize.localize(out, xs, order=order)
     if not loc.culprits:
-        if any(h.at for h in near):
+        if composed is not None and composed.note:
+            loc.note = "at a kink, " + composed.note
+        elif any(h.at for h in near) and strict_kinks:
             loc.note = ("at a kink, the chain rule combined the rules' conventions into a value that is not between "
                         "the one-sided derivatives of the whole (as in relu(x) - relu(-x) at 0, whose conventions "
-                        "give 0 where the slope is 1 on both sides): check at a point away from the kink")
+                        "give 0 where the slope is 1 on both sides): check at a point away from the kink, or "
+                        "without strict_kinks=True to accept the value the conventions compose to")
+        elif diverge is not None:
+            loc.divergence, loc.note = diverge()
         elif fn is not None and order == 1:
             loc.divergence, loc.note = localize.divergence(fn, out, xs, atol=atol, rtol=rtol)
         elif order > 1:
@@ -361,15 +436,16 @@ def numerical_gradient(fn: Fn, inputs: Sequence[float], *, eps: float | None = N
     if method == "central":
         f = lambda p: _evaluate(fn, p)  # noqa: E731
         never = lambda a, n, e: True  # noqa: E731  (only the estimate is wanted)
-        hits = kinks.kinks_along(*reversed(_trace(fn, point)))
-        return [_reference(_along(f, point, i), x, 0.0, never, eps, (False, kinks.step_limits(hits[i])[1]), f"x{i}").value
-                for i, x in enumerate(point)]
+        xs, out = _trace(fn, point)
+        hits, noise = kinks.kinks_along(out, xs), _rounding_noise(out)
+        return [_reference(_along(f, point, i), x, 0.0, never, eps, (False, kinks.step_limits(hits[i])[1]), f"x{i}",
+                           noise).value for i, x in enumerate(point)]
     if method == "complex":
         return _complex_step(*reversed(_trace(fn, point)))
     raise ValueError(f"method must be 'central' or 'complex', got {method!r}")
 
 
-def _fast_check(fn: Fn, point: list[float], analytic: list[float], agrees, eps: float | None) -> bool:
+def _fast_check(fn: Fn, point: list[float], analytic: list[float], agrees, eps: float | None, noise: float) -> bool:
     """One directional derivative along a fixed pseudo-random unit direction instead of n partials."""
     rng = random.Random(0)
     v = [rng.gauss(0.0, 1.0) for _ in point]
@@ -378,7 +454,7 @@ def _fast_check(fn: Fn, point: list[float], analytic: list[float], agrees, eps: 
     along = lambda t: _evaluate(fn, [p + t * c for p, c in zip(point, v)])  # noqa: E731
     a = math.fsum(g * c for g, c in zip(analytic, v))
     try:
-        return _reference(along, 0.0, a, agrees, eps, (False, None), "the direction").ok
+        return _reference(along, 0.0, a, agrees, eps, (False, None), "the direction", noise).ok
     except ValueError:
         return False
 
@@ -395,6 +471,7 @@ def gradcheck(
     fast_mode: bool = False,
     modes: Sequence[str] = ("rev",),
     order: int = 1,
+    strict_kinks: bool = False,
 ) -> bool:
     """Check the engine's gradient of ``fn`` at ``inputs`` against a float64 numerical one.
 
@@ -410,6 +487,12 @@ def gradcheck(
     tolerance) or fixed as ``eps * max(1, |x|)``. Steps stay clear of nearby kinks; at a kink
     (``relu``, ``abs`` at 0, …) the analytic derivative must lie between the one-sided derivatives
     (a subgradient check); near a domain edge (log, sqrt near 0) a one-sided stencil stays inside.
+    Where kinks meet, the rules' conventions may compose into a value outside the whole's
+    one-sided derivatives (``relu(x) - relu(-x)`` at 0 gives 0): such a value passes when it is
+    exactly what the conventions compose to, that is when every rule passes its own check, the
+    engine's gradient is the chain rule applied to the rules' values, and the one-sided derivatives
+    of the recorded graph (its kinked operations' directional derivatives composed with the other
+    rules) match the numerical ones of ``fn``; ``strict_kinks=True`` fails it instead.
     ``method="complex"`` uses the complex step instead, replaying the recorded graph's forward rules
     on complex numbers: exact to rounding, but only when every op supports complex input (not
     ``abs`` or custom primitives), and blind to a graph that ``fn`` cut.
@@ -437,7 +520,7 @@ def gradcheck(
     if isinstance(order, bool) or not isinstance(order, int) or order < 1:
         raise ValueError(f"order must be an int >= 1, got {order!r}")
     return _gradcheck(fn, point, _labels(inputs), eps, atol, rtol, raise_exception, method, fast_mode, modes, order,
-                      "gradcheck")
+                      "gradcheck", strict_kinks)
 
 
 def _analytic(out: Value, xs: list[Value], mode: str) -> list[float]:
@@ -468,31 +551,35 @@ def _partial(fn: Fn, i: int, mode: str) -> Fn:
 
 def _gradcheck(fn: Fn, point: list[float], labels, eps: float | None, atol: float, rtol: float,
                raise_exception: bool, method: str, fast_mode: bool, modes: tuple[str, ...], order: int,
-               kind: str) -> bool:
+               kind: str, strict_kinks: bool = False) -> bool:
     xs, out = _trace(fn, point, labels)
     hits = kinks.kinks_along(out, xs)
     agrees = _agrees(atol, rtol)
+    noise = _rounding_noise(out) if method == "central" else 0.0
     for mode in modes:
         analytic = _analytic(out, xs, mode)
         if fast_mode and method == "central" and not any(h.at for per in hits for h in per):
-            if _fast_check(fn, point, analytic, agrees, eps):
+            if _fast_check(fn, point, analytic, agrees, eps, noise):
                 continue
+        composed: _Composed | None = None
         if method == "complex":
             rows = [_Row(x.label, x.data, a, n, atol, rtol) for x, a, n in zip(xs, analytic, _complex_step(out, xs))]
         else:
             f = lambda p: _evaluate(fn, p)  # noqa: E731
             checks = [_reference(_along(f, point, i), point[i], analytic[i], agrees, eps, kinks.step_limits(hits[i]),
-                                 x.label) for i, x in enumerate(xs)]
+                                 x.label, noise) for i, x in enumerate(xs)]
             rows = [_Row(x.label, x.data, a, c.value, atol, rtol, c) for x, a, c in zip(xs, analytic, checks)]
+            if not strict_kinks:
+                composed = _composed_conventions(f, point, out, xs, rows, hits, agrees, noise)
         name = kind if modes == ("rev",) else f"{kind} ({'reverse' if mode == 'rev' else 'forward'} mode)"
         if not _verdict(name, out, xs, rows, "input", _method_text(method, eps), atol, rtol, raise_exception,
-                        hits, fn):
+                        hits, fn, composed=composed, strict_kinks=strict_kinks):
             return False
     if order > 1:
         for i in range(len(xs)):
             for mode in modes:
                 if not _gradcheck(_partial(fn, i, mode), point, labels, eps, atol, rtol, raise_exception, "central",
-                                  fast_mode, modes, order - 1, f"{kind} of d/d{xs[i].label} ({mode})"):
+                                  fast_mode, modes, order - 1, f"{kind} of d/d{xs[i].label} ({mode})", strict_kinks):
                     return False
     return True
 
@@ -535,12 +622,30 @@ def gradgradcheck(
     agrees = _agrees(atol, rtol)
     rows = []
     for i in range(len(xs)):
+        noise = _rounding_noise(first[i]) if first[i] is not None else 0.0
         for j in range(len(xs)):
             f = _along(lambda p, i=i: gradient_at(p)[i], point, j)
-            c = _reference(f, point[j], analytic[i][j], agrees, eps, kinks.step_limits(hits[j]), xs[j].label)
+            c = _reference(f, point[j], analytic[i][j], agrees, eps, kinks.step_limits(hits[j]), xs[j].label, noise)
             rows.append(_Row(f"d2/d{xs[i].label}d{xs[j].label}", xs[j].data, analytic[i][j], c.value, atol, rtol, c))
+    n = len(xs)
+
+    def diverge() -> tuple:
+        """Where, in the graph of a failing first derivative, the second derivatives first part."""
+        note = "so the fault is in how the derivative graph is built or combined, not in one rule"
+        for i in sorted({k // n for k, r in enumerate(rows) if not r.ok}):
+            derivative = _partial(fn, i, "rev")
+            ys = [Value(v, label=x.label) for v, x in zip(point, xs)]
+            try:
+                found, note = localize.divergence(derivative, derivative(*ys), ys, atol=atol, rtol=rtol,
+                                                  graph=f"the graph of d/d{xs[i].label}")
+            except (ArithmeticError, ValueError, NotImplementedError):
+                continue
+            if found is not None:
+                return found, note
+        return None, note
+
     return _verdict("gradgradcheck", out, xs, rows, "derivative", _method_text("central", eps) + " of the gradient",
-                    atol, rtol, raise_exception, hits, fn, order=2)
+                    atol, rtol, raise_exception, hits, fn, order=2, diverge=diverge)
 
 
 def assert_gradients_match(
@@ -552,13 +657,14 @@ def assert_gradients_match(
     rtol: float = 1e-3,
     second_order: bool = False,
     fast_mode: bool = False,
+    strict_kinks: bool = False,
 ) -> None:
     """Assert that ``fn``'s gradients at ``inputs`` match the numerical ones (and, with
     ``second_order=True``, its second derivatives too); for use in tests. A mismatch raises
     :class:`GradcheckError`, an ``AssertionError`` whose message is the table of :func:`gradcheck`
-    and the culprits."""
+    and the culprits. ``strict_kinks`` as in :func:`gradcheck`."""
     __tracebackhide__ = True  # pytest: show the caller's line, not this one
-    gradcheck(fn, inputs, eps=eps, atol=atol, rtol=rtol, fast_mode=fast_mode)
+    gradcheck(fn, inputs, eps=eps, atol=atol, rtol=rtol, fast_mode=fast_mode, strict_kinks=strict_kinks)
     if second_order:
         gradgradcheck(fn, inputs, eps=eps, atol=atol, rtol=rtol)
 

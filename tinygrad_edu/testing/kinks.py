@@ -5,6 +5,12 @@ reached, and the note that names the convention used there.
 
 The whole-function check uses this to keep its numerical steps clear of a nearby kink, and at a
 kink to check a subgradient instead of a derivative (see :func:`.numeric.check`).
+
+Where several kinks meet, the rules' conventions need not compose into a subgradient of the
+whole (``relu(x) - relu(-x)`` at 0 gives 0, the slope is 1). :func:`one_sided_chain` gives the
+one-sided derivatives of the recorded graph itself, composing each kinked operation's
+*directional* derivative (from its forward rule, in the direction its inputs move) with the other
+rules: what the whole function's one-sided derivatives must be if the graph is what it computes.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Sequence
 
 from .. import ops
 from ..engine import Value, topological_order
+from . import numeric
 from .formula import formula
 from .localize import at_kink, kink_gap, tangents
 
@@ -70,6 +77,47 @@ def step_limits(hits: Sequence[KinkHit]) -> tuple[bool, float | None]:
     return at, (min(away) / 4 if away else None)
 
 
+def _directional(op: ops.Primitive, values: Sequence[float], direction: Sequence[float]) -> tuple[float, float]:
+    """The one-sided directional derivative of ``op`` at ``values`` along ``direction`` (the limit
+    of (op(v + t d) - op(v)) / t as t -> 0+), numerically from its forward rule: (value, error)."""
+    size = max(abs(d) for d in direction)
+    unit = [d / size for d in direction]
+
+    def along(t: float) -> float:
+        return op.forward(ops.FLOAT_MATH, *(v + t * u for v, u in zip(values, unit)))
+
+    est = numeric.derivative(along, 0.0, side=1)
+    return size * est.value, size * est.error
+
+
+def one_sided_chain(nodes: Sequence[Value], x: Value, direction: float) -> tuple[float, float]:
+    """The one-sided derivative of the last of ``nodes`` (a topological order) as ``x`` moves by
+    ``direction`` (+1: the right derivative; -1: minus the left one), composed node by node: a
+    kinked operation at its kink contributes its directional derivative from its forward rule,
+    every other one its rule's partials. Returns (value, estimated error)."""
+    tangent: dict[Value, float] = {}
+    error: dict[Value, float] = {}
+    for node in nodes:
+        if node.op is None:
+            tangent[node], error[node] = (direction if node is x else 0.0), 0.0
+            continue
+        values = [p.data for p in node.parents]
+        moves = [tangent[p] for p in node.parents]
+        incoming = math.fsum(error[p] for p in node.parents)
+        if not any(moves):
+            tangent[node], error[node] = 0.0, incoming
+        elif has_kinks(node.op) and at_kink(node.op, values):
+            d, e = _directional(node.op, values, moves)
+            slope = abs(d) / max(abs(m) for m in moves)  # how much the inputs' errors carry over
+            tangent[node], error[node] = d, e + slope * incoming
+        else:
+            local = [float(v) for v in node.op.vjp(ops.FLOAT_MATH, 1.0, node.data, *values)]
+            tangent[node] = math.fsum(v * m for v, m in zip(local, moves) if m)
+            error[node] = math.fsum(abs(v) * error[p] for v, p in zip(local, node.parents))
+    out = nodes[-1]
+    return tangent[out], error[out]
+
+
 def convention(op: ops.Primitive, xs: Sequence[float]) -> str:
     """What ``op``'s rule gives at the kink at ``xs``: ``relu'(0) = 0``, or the record's words."""
     if op.arity == 1:
@@ -102,4 +150,4 @@ def notes(hits: Sequence[KinkHit], xs: Sequence[Value]) -> list[str]:
     return lines
 
 
-__all__ = ["KinkHit", "kinks_along", "step_limits", "convention", "notes", "has_kinks"]
+__all__ = ["KinkHit", "kinks_along", "step_limits", "convention", "notes", "has_kinks", "one_sided_chain"]

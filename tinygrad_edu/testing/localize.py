@@ -109,6 +109,7 @@ class Divergence:
     analytic: float
     numeric: float
     reason: str
+    graph: str = ""  # which graph, when not the function's own: "the graph of d/dx0"
 
 
 @dataclass
@@ -316,11 +317,12 @@ def _retrace(fn: Callable[..., Value], point: list[float]) -> Optional[list[Valu
 
 
 def divergence(fn: Callable[..., Value], out: Value, xs: Sequence[Value], *,
-               atol: float = 1e-5, rtol: float = 1e-3) -> tuple[Divergence | None, str]:
+               atol: float = 1e-5, rtol: float = 1e-3, graph: str = "") -> tuple[Divergence | None, str]:
     """Follow each input's derivative forward through the recorded graph with the rules' local
     partials and compare it, node by node in topological order, with central differences of the
     node values of graphs re-traced at nearby points. Returns the first node where they part (or
-    None) and a sentence for the report."""
+    None) and a sentence for the report. ``fn`` may itself build a derivative graph (``graph``
+    names it in the report, e.g. "the graph of d/dx0" for second derivatives)."""
     nodes = topological_order(out)
     point = [x.data for x in xs]
     for i, x in enumerate(xs):
@@ -353,7 +355,7 @@ def divergence(fn: Callable[..., Value], out: Value, xs: Sequence[Value], *,
                 else:
                     reason = ("every rule passes on its own here, yet the derivative entering this node already differs: "
                               "the fault is in how the gradients are combined")
-                return Divergence(node, i, a, num, reason), reason
+                return Divergence(node, i, a, num, reason, graph), reason
     return None, ("every node's derivative along every input agrees with the numerical one, so the fault is in "
                   "how backward combines the gradients of the rules (accumulation), not in a rule")
 
@@ -390,7 +392,7 @@ def report(loc: Localization, out: Value, xs: Sequence[Value], max_culprits: int
         if loc.divergence is not None:
             d = loc.divergence
             where = f"the constant {d.node.data:.6g}" if d.node.op is None else f"{formula(d.node, xs, 80)} = {d.node.data:.6g}"
-            lines.append(f"The derivatives first part at {where} "
+            lines.append(f"The derivatives first part{' in ' + d.graph if d.graph else ''} at {where} "
                          f"(along {xs[d.input].label}: {d.analytic:.6g} from the rules, {d.numeric:.6g} numerically):")
             lines.append(d.reason + ".")
         elif loc.note:

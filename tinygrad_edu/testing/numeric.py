@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 F = Callable[[float], float]
 
@@ -112,33 +112,44 @@ def _ridders(diff: Callable[[float], Optional[float]], h: float, order: int, flo
     return best, err, best_h
 
 
-def derivative(f: F, x: float, *, step: float | None = None, side: int = 0, max_step: float | None = None) -> Estimate:
+def derivative(f: F, x: float, *, step: float | None = None, side: int = 0, max_step: float | None = None,
+               noise: float = 0.0) -> Estimate:
     """The derivative of ``f`` at ``x``.
 
     ``side=0`` is the two-sided derivative (central differences, or a one-sided stencil where
     only one side of ``x`` is in ``f``'s domain); ``side=1`` / ``side=-1`` the right / left
     derivative, from points on that side only. ``step`` fixes the step (one stencil, its error
     estimated against twice the step); without it the step is chosen automatically (Ridders'
-    method), at most ``max_step``. Raises :class:`NotDefinedError` when ``f`` is undefined on
-    both sides at every step tried.
+    method), at most ``max_step``. ``noise`` is the rounding error of one evaluation of ``f``
+    (absolute; see :func:`rounding_noise`; at least an ulp of f(x)): a stencil at step h cannot be more accurate than
+    about noise / h, so no estimate claims less error than that, and a step so small that ``f``
+    looks flat is not preferred to a larger one. Raises :class:`NotDefinedError` when ``f`` is
+    undefined on both sides at every step tried.
     """
     at = _safe(f)
     scale = max(1.0, abs(x))
     if step is not None:
         return _fixed(at, x, step, side)
     h = FIRST_STEP * scale if max_step is None else min(FIRST_STEP * scale, max_step)
-    smallest = FIRST_STEP * scale * EDGE_LIMIT
+    size = abs(at(x) or 0.0)  # |f(x)|: the scale of f's values, to tell a smooth step from one across a pole
+    noise = max(noise, ROUNDING * size)  # at least f's own last digit
+    smallest = h * EDGE_LIMIT  # (relative to the first step: a max_step near a kink is no domain edge)
+    floor = MIN_STEP * scale
+    tiny_central = None  # a central stencil that fits only below `smallest`: very close to an edge
     if side == 0:
         probe = h
-        while probe >= smallest:
+        while probe >= floor:
             if at(x + probe) is not None and at(x - probe) is not None:
-                return _best(lambda s: _central(at, x, s), probe, 2, "central", MIN_STEP * scale)
+                central = _best(lambda s: _central(at, x, s), probe, 2, "central", floor, noise, size)
+                if probe >= smallest:
+                    return central
+                tiny_central = central
+                break
             probe /= EDGE_SHRINK
         sides = (1, -1)
     else:
         sides = (side,)
     # At a domain edge (or asked for one side): the side whose stencil fits at the larger step.
-    floor = MIN_STEP * scale
     fits = []
     for s in sides:
         probe = h
@@ -148,7 +159,12 @@ def derivative(f: F, x: float, *, step: float | None = None, side: int = 0, max_
             fits.append((probe, s))
     if fits:
         probe, s = max(fits)
-        return _best(lambda t: _one_sided(at, x, t, s), probe, 1, "right" if s > 0 else "left", floor)
+        one = _best(lambda t: _one_sided(at, x, t, s), probe, 1, "right" if s > 0 else "left", floor,
+                    ONE_SIDED_NOISE * noise, size)
+        # So close to an edge that f changes on the scale of the steps: whichever is more accurate.
+        return one if tiny_central is None or _rank(one, size) <= _rank(tiny_central, size) else tiny_central
+    if tiny_central is not None:
+        return tiny_central
     raise NotDefinedError(f"not defined on {'either side' if side == 0 else 'that side'} of {x!r}")
 
 
@@ -165,27 +181,63 @@ RESTARTS = 5
 NEGLIGIBLE = 1e-12
 
 
-def _relative(e: Estimate) -> float:
-    if e.error <= NEGLIGIBLE:
-        return 0.0
-    return e.error / abs(e.value) if e.value else math.inf
+#: The one-sided stencil's weights (-2.5, 4, -1.5) add up the evaluations' rounding errors
+#: 8 times, the central one's (1, -1) twice over a span twice as long: 1 time per step.
+ONE_SIDED_NOISE = 8.0
 
 
-def _best(diff: Callable[[float], Optional[float]], h: float, order: int, stencil: str, floor: float) -> Estimate:
+def rounding_noise(magnitudes: Sequence[tuple[float, float]]) -> float:
+    """The rounding error of evaluating a function once, to first order: each intermediate value
+    ``v`` is off by about one unit in the last place, which moves the result by ``|v| *
+    |d result / d v|``; ``magnitudes`` holds those pairs (value, sensitivity) for every node."""
+    return ROUNDING * math.fsum(abs(v * d) for v, d in magnitudes if math.isfinite(v * d))
+
+
+#: One unit in the last place of a float64, relative (2**-52), times 2 for the libm functions.
+ROUNDING = 2.0 * 2.0**-52
+
+
+#: A step is too coarse for f (it straddles a pole or a jump, or f varies on a smaller scale, as
+#: log(t) does near 0) when the uncertainty of the derivative times the step, a change in f,
+#: exceeds this fraction of the size of f there: its error estimate is not to be trusted.
+COARSE = 1e-3
+
+
+def _rank(e: Estimate, size: float) -> tuple[bool, float]:
+    """Which estimate to keep (the smaller): one whose step is not too coarse for f, then the one
+    with the smaller error. ``size`` is |f(x)|."""
+    return e.error * e.step > COARSE * (size + abs(e.value) * e.step), e.error
+
+
+def _best(diff: Callable[[float], Optional[float]], h: float, order: int, stencil: str, floor: float,
+          noise: float = 0.0, size: float = 0.0) -> Estimate:
+    """Ridders' estimate from step ``h``, restarted from smaller steps while it is not accurate.
+    Kept: the estimate with the smallest error among those whose step is not too coarse for f
+    (:data:`COARSE`), else among all. An estimate's error is at
+    least ``noise / step`` (the evaluations' rounding error, magnified by the step): a step so
+    small that f looks flat in float64 (a difference of exactly 0) would otherwise claim to be
+    exact. ``size`` is |f(x)|."""
+
+    def rank(e: Estimate) -> tuple[bool, float]:
+        return _rank(e, size)
+
     best = None
     for _ in range(RESTARTS + 1):
         try:
             value, err, used = _ridders(diff, h, order, floor)
         except NotDefinedError:
             break
-        if best is None and abs(value) <= err:
+        est = Estimate(value, max(err, noise / used), used, stencil)
+        fine = not rank(est)[0]
+        if best is None and abs(est.value) <= est.error and fine:
             # Consistent with 0 (rounding noise, as in x + y - y along y): smaller steps would
-            # only magnify the noise, not find a derivative the larger step missed.
-            return Estimate(value, err, used, stencil)
-        if best is None or _relative(Estimate(value, err, used, stencil)) < _relative(best):
-            best = Estimate(value, err, used, stencil)
-        if best.error <= ACCURATE * abs(best.value) or best.error <= NEGLIGIBLE:
-            break
+            # only magnify the noise, not find a derivative the larger step missed. (Not when the
+            # step is too coarse: straddling a pole, 1/x with x - h < 0 < x, scatters the estimates.)
+            return est
+        if best is None or rank(est) < rank(best):
+            best = est
+        if fine and best is est and est.error <= max(ACCURATE * abs(value), NEGLIGIBLE, noise / used):
+            break  # accurate, or as accurate as rounding allows: smaller steps only lose digits
         h /= RESTART
         if h < floor:
             break
@@ -234,22 +286,22 @@ Agrees = Callable[[float, float, float], bool]  # (analytic, numeric, numeric er
 
 
 def check(analytic: float, f: F, x: float, agrees: Agrees, *, step: float | None = None, at_kink: bool = False,
-          max_step: float | None = None) -> Check:
+          max_step: float | None = None, noise: float = 0.0) -> Check:
     """Compare ``analytic`` with the derivative of ``f`` at ``x``.
 
     Away from kinks this is ``agrees(analytic, numeric, error)``. At a kink (``at_kink``, or
     found here because the two-sided check fails and the left and right derivatives disagree) it
     is a subgradient check: ``analytic`` must lie between the left and right derivatives (up to
-    the tolerance), whatever convention the rule follows there."""
+    the tolerance), whatever convention the rule follows there. ``noise`` as in :func:`derivative`."""
     est = None
     if not at_kink:
-        est = derivative(f, x, step=step, max_step=max_step)
+        est = derivative(f, x, step=step, max_step=max_step, noise=noise)
         if agrees(analytic, est.value, est.error):
             return Check(est.value, est.error, est.step, est.stencil, True)
     sides = []
     for side in (-1, 1):
         try:
-            sides.append(derivative(f, x, side=side, max_step=max_step))
+            sides.append(derivative(f, x, side=side, max_step=max_step, noise=noise))
         except NotDefinedError:
             pass
     if len(sides) == 1:  # a kink at a domain edge: only one side to compare with
@@ -272,4 +324,4 @@ def check(analytic: float, f: F, x: float, agrees: Agrees, *, step: float | None
     return Check((lo + hi) / 2, err, min(left.step, right.step), "kink", ok, (left.value, right.value))
 
 
-__all__ = ["Estimate", "Check", "NotDefinedError", "derivative", "one_sided", "check", "FIRST_STEP"]
+__all__ = ["Estimate", "Check", "NotDefinedError", "derivative", "one_sided", "check", "rounding_noise", "FIRST_STEP"]

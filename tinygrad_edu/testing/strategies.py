@@ -86,10 +86,14 @@ _SUB = ops.SUB  # x - c moves an input onto a target (``expressions`` has a para
 
 
 def _defined_at(op: ops.Primitive, xs: Sequence[float]) -> float | None:
-    """``op``'s output at ``xs`` if its forward rule is defined there and the result within bounds."""
+    """``op``'s output at ``xs`` if its forward rule is defined there, the result within bounds,
+    and its derivative rule defined too (not so for hypot at (0, 0), whose kink it is)."""
     try:
         out = float(op.forward(ops.FLOAT_MATH, *xs))
+        partials = [float(d) for d in op.vjp(ops.FLOAT_MATH, 1.0, out, *xs)]
     except (ArithmeticError, ValueError, TypeError):
+        return None
+    if not all(math.isfinite(d) for d in partials):
         return None
     return out if math.isfinite(out) and abs(out) <= VALUE_BOUND else None
 
