@@ -12,6 +12,7 @@ from tinygrad_edu import sum as vsum
 from tinygrad_edu.batched import trace
 from tinygrad_edu.batched.lowering import lower
 from tinygrad_edu.batched.passes import PASSES
+from tinygrad_edu.testing.numpy_calls import count_step_calls
 
 from test_batched import assert_matches_scalar
 
@@ -94,8 +95,44 @@ def test_lower_writes_the_rule_line_by_line_and_refuses_branches():
     assert lower(branchy, ["g", "out", "x"], [0], "m", repr, lambda: "t") is None
 
 
+def test_reuse_forward_values_takes_the_losss_softplus_for_its_derivative():
+    all_but = tuple(p for p in PASSES if p != "reuse_forward_values")
+    fn, params, reusing, plain = circle(None, all_but)
+    src, src0 = (t.plan(32).source.split("def run_step")[1] for t in (reusing, plain))
+    # forward: the loss's rule as its lines (softplus, product, difference); backward: no softplus again
+    assert src.count("m.softplus(linear2)") == 1 and "bce_logits_forward(" not in src
+    assert src0.count("m.softplus(linear2)") == 1 and "bce_logits_forward(" in src0  # the backward's own
+    calls = [count_step_calls(t, rows(32)) for t in (reusing, plain)]
+    assert calls[0].count("logaddexp") == 1 and calls[1].count("logaddexp") == 2 and len(calls[0]) == len(calls[1]) - 1
+    for batch in (rows(32), rows(5, seed=2)):
+        loss, grads = grads_of(reusing, params, batch)
+        loss0, grads0 = grads_of(plain, params, batch)
+        assert loss == loss0 and np.array_equal(grads, grads0)  # the same operations on the same data
+    assert_matches_scalar(fn, rows(9, seed=6), params)
+
+
+def test_reuse_forward_values_shares_softplus_without_the_fused_loss():
+    w = Value(0.4, "w")
+    fn = lambda x, t: (w * x).softplus() * t  # noqa: E731  (softplus's derivative is its sigmoid)
+    tape = trace(fn, [0.5, 1.0], [w], passes=("skip_unused_gradients", "reuse_forward_values"))
+    step = tape.plan(4).source.split("def run_step")[1]
+    assert step.count("m.softplus(") == 1 and "m.expm1(" in step
+    assert_matches_scalar(fn, np.array([[0.5, 1.0], [-2.0, 0.0], [3.0, 1.0], [40.0, 2.0]]), [w])
+
+
+def test_lower_reuses_known_expressions_and_expands_sigmoid():
+    names = iter(range(100))
+    known = {}
+    temp = lambda: f"t{next(names)}"  # noqa: E731
+    lines, results = lower(lambda m, x: (m.softplus(x) * 2.0,), ["x"], [0], "m", repr, temp, known, remember=True)
+    assert lines == ["t0 = m.softplus(x)", "t1 = t0 * 2.0"] and known["m.softplus(x)"] == "t0"
+    lines, results = lower(ops.SOFTPLUS.vjp, ["g", "out", "x"], [0], "m", repr, temp, known)
+    assert lines == ["t2 = -t0", "t3 = m.expm1(t2)", "t4 = -t3", "t5 = g * t4"] and results == ["t5"]
+    assert "g * t4" not in known  # the backward's expressions are not remembered
+
+
 def test_pass_names_are_checked():
-    assert PASSES == ("fuse_logit_bce", "matmul", "skip_unused_gradients")
+    assert PASSES == ("fuse_logit_bce", "matmul", "skip_unused_gradients", "reuse_forward_values")
     with pytest.raises(ValueError, match="unknown pass 'fuse_everything'"):
         trace(lambda x: x * 2.0, [1.0], [], passes=("fuse_everything",))
 

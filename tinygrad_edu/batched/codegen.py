@@ -91,14 +91,17 @@ class Compiled:
     run_step_zeroes: bool
 
 
-def compile_plan(plan: Plan, skip_unused: bool = False) -> Compiled:
+def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> Compiled:
     """Python source for ``plan``'s step and the three functions it defines: ``run_forward()`` and
     ``run_backward()`` (every value and gradient in ``V`` and ``G``), and ``run_step()``, both
     passes in one function, where (for small batches) a group's result that is only ever read whole
     (by slots laid out as the group itself) stays a local variable: no store, and its gradient is
     the sum of its consumers' contributions, no zeroed rows to add into. ``skip_unused``: the
     ``skip_unused_gradients`` pass (:mod:`.passes`): a rule that can be lowered (:mod:`.lowering`)
-    is written out line by line, computing only the gradients something reads."""
+    is written out line by line, computing only the gradients something reads. ``reuse``: the
+    ``reuse_forward_values`` pass: in run_step, the forward rules are written out line by line too,
+    and the backward pass reuses any expression the forward pass computed (the loss's softplus in
+    its derivative's sigmoid, :data:`~.numpy_math.EXPANSIONS`) instead of computing it again."""
     layout, V = plan.layout, plan.V
     names = group_names(layout)
     reserved = set(names) | {f"d_{n}" for n in names}  # the locals of run_step
@@ -171,9 +174,11 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> Compiled:
         reads = ", ".join(describe_slot(layout, g, k, names) for k in range(len(g.slots)))
         return f"# {names[i]}: {g.op.name} of {reads}; {g.size} node{'s' if g.size > 1 else ''} as {g.shape}"
 
-    def forward_lines(local: bool) -> list[str]:
+    def forward_lines(local: bool, temp: Callable[[], str], known: dict[str, str] | None) -> list[str]:
         """The forward pass; ``local``: run_step's, results in locals where they can be, the
-        outputs not stored (run_step returns the first output's sum over the batch)."""
+        outputs not stored (run_step returns the first output's sum over the batch). ``known``
+        (the ``reuse_forward_values`` pass, in run_step): rules written out line by line, each
+        expression remembered for the backward pass to reuse."""
         lines = []
         if plan.params_in_V:  # a slot reads parameters mixed with other rows: their rows of V
             lines.append(f"{bind(plan.V_params, 'V_params')}[...] = {bind(plan.params[:, None], 'params_column')}")
@@ -185,8 +190,17 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> Compiled:
                 continue
             i = index[id(g)]
             math = bind(step.math, "m" if step.math is TAPE_MATH else f"m_{names[i]}")
-            call = f"{bind(step.rule, _ident(g.op) + '_forward')}({', '.join([math] + arg_names(i, g, step.args, local))})"
+            args = arg_names(i, g, step.args, local)
             lines.append(comment(i, g))
+            lowered = None
+            if known is not None and step.math is TAPE_MATH:
+                lowered = lower(lambda m, *xs, rule=step.rule: (rule(m, *xs),), args, [0], math,
+                                lambda c: bind(c, "const"), temp, known, remember=True)
+            if lowered is not None:
+                body, (call,) = lowered
+                lines += body
+            else:
+                call = f"{bind(step.rule, _ident(g.op) + '_forward')}({', '.join([math] + args)})"
             if not local:
                 lines.append(f"{bind(step.out, 'V_' + names[i])}[...] = {call}")
             else:
@@ -219,7 +233,7 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> Compiled:
     rows_written = set(written)
     zeroing |= len(rows_written) != len(written) or bool(rows_written & set(output_rows.tolist()))
 
-    def backward_lines(local: bool) -> list[str]:
+    def backward_lines(local: bool, temp: Callable[[], str], known: dict[str, str] | None) -> list[str]:
         lines = []
         # run_step assigns the parameters' gradients when each is written once, else zeroes them
         # first (run_backward adds into them: the tape zeroes them with G)
@@ -227,8 +241,6 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> Compiled:
         if local and not assign_params and len(plan.param_grads):
             lines.append(f"{bind(plan.param_grads, 'param_grads')}.fill(0.0)")
         started = set()
-        count = iter(range(1 << 30))
-        temp = lambda: f"_t{next(count)}"  # noqa: E731
         for step in plan.backward:
             g = step.group
             i = index[id(g)]
@@ -236,8 +248,8 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> Compiled:
             oname = names[i] if local else bind(step.out, "V_" + names[i])
             inputs = [gname, oname] + arg_names(i, g, step.args, local)
             used = sorted(step.used)
-            lowered = lower(step.vjp, inputs, used, bind(TAPE_MATH, "m"), lambda c: bind(c, "const"),
-                            temp) if skip_unused else None
+            lowered = lower(step.vjp, inputs, used if skip_unused else range(len(step.args)), bind(TAPE_MATH, "m"),
+                            lambda c: bind(c, "const"), temp, known) if skip_unused or known is not None else None
             body_at, rewritten = -1, set()
             if lowered is not None:  # only the gradients in use, line by line
                 body, d = lowered
@@ -285,8 +297,15 @@ def compile_plan(plan: Plan, skip_unused: bool = False) -> Compiled:
         if first_owner >= 0:
             first_sum = f"{bind(np.add.reduce, 'reduce')}({bind(V[first_row], 'V_out')})"
             first_owner = -1
-    bodies = {"run_forward": forward_lines(False), "run_backward": backward_lines(False),
-              "run_step": forward_lines(local) + backward_lines(local) + [f"return {first_sum}"]}
+    def temps() -> Callable[[], str]:
+        count = iter(range(1 << 30))
+        return lambda: f"_t{next(count)}"
+
+    known: dict[str, str] | None = {} if reuse else None
+    step_temp = temps()
+    bodies = {"run_forward": forward_lines(False, temps(), None), "run_backward": backward_lines(False, temps(), None),
+              "run_step": forward_lines(local, step_temp, known) + backward_lines(local, step_temp, known)
+              + [f"return {first_sum}"]}
     defaults = ", ".join(f"{name}={name}" for name in env)
     source = "\n".join(line for name, body in bodies.items()
                        for line in [f"def {name}({defaults}):", *("    " + b for b in body or ["pass"])])

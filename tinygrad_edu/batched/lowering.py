@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from .numpy_math import EXPANSIONS
+
 __all__ = ["lower"]
 
 
@@ -75,7 +77,9 @@ class _Recorder:
 
 
 class _SymMath:
-    """The math namespace for symbols: every function records a call of the tape's math."""
+    """The math namespace for symbols: every function records a call of the tape's math, except
+    those NumpyMath computes as a composition of its other functions (:data:`~.numpy_math.EXPANSIONS`),
+    which are recorded as that composition, so that their parts can be shared."""
 
     def __init__(self, rec: _Recorder):
         self._rec = rec
@@ -83,6 +87,8 @@ class _SymMath:
     def __getattr__(self, name: str):
         if name.startswith("_"):
             raise AttributeError(name)
+        if name in EXPANSIONS:
+            return lambda *args: EXPANSIONS[name](self, *args)
         rec = self._rec
 
         def call(*args):
@@ -92,10 +98,13 @@ class _SymMath:
 
 
 def lower(rule: Callable, inputs: Sequence[str], wanted: Sequence[int], math_name: str,
-          const: Callable[[object], str], temp: Callable[[], str]) -> tuple[list[str], list[str | None]] | None:
+          const: Callable[[object], str], temp: Callable[[], str], known: dict[str, str] | None = None,
+          remember: bool = False) -> tuple[list[str], list[str | None]] | None:
     """Lines computing the results ``wanted`` of ``rule(m, *inputs)`` (``inputs`` are the names of
     its arguments in the generated code), and each result's name (None where not wanted); or None
-    when the rule cannot be recorded. ``const(value)`` names a constant, ``temp()`` a new local."""
+    when the rule cannot be recorded. ``const(value)`` names a constant, ``temp()`` a new local.
+    ``known`` maps expressions computed earlier in the generated code to their locals: such an
+    expression is not computed again (``remember``: add this rule's expressions to it)."""
     rec = _Recorder(math_name, const)
     leaves = [Sym(rec, None, name) for name in inputs]
     try:
@@ -108,9 +117,13 @@ def lower(rule: Callable, inputs: Sequence[str], wanted: Sequence[int], math_nam
     def name_of(sym: Sym) -> str:
         if sym.name is None:
             fmt, shown = sym.code
-            args = [name_of(a) if isinstance(a, Sym) else a for a in shown]
-            sym.name = temp()
-            lines.append(f"{sym.name} = {fmt.format(*args)}")
+            expression = fmt.format(*[name_of(a) if isinstance(a, Sym) else a for a in shown])
+            sym.name = known.get(expression) if known is not None else None
+            if sym.name is None:
+                sym.name = temp()
+                lines.append(f"{sym.name} = {expression}")
+                if remember:
+                    known[expression] = sym.name
         return sym.name
 
     names: list[str | None] = [None] * len(results)

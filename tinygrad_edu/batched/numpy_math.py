@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["NUMPY_MATH", "NumpyMath", "TAPE_MATH", "ARITHMETIC_ERRORS", "RAISE", "WRITES_INTO"]
+__all__ = ["NUMPY_MATH", "NumpyMath", "TAPE_MATH", "ARITHMETIC_ERRORS", "RAISE", "WRITES_INTO", "EXPANSIONS"]
 
 #: What a rule raises on bad input (FloatingPointError is an ArithmeticError).
 ARITHMETIC_ERRORS = (ArithmeticError, ValueError)
@@ -133,7 +133,7 @@ class NumpyMath:
 
     @staticmethod
     def sigmoid(x):
-        # 1 - exp(-softplus(x)) = -expm1(-softplus(x)), softplus being one logaddexp(0, x): 4 calls
+        # 1 - exp(-softplus(x)) = -expm1(-softplus(x)) (EXPANSIONS), softplus being one logaddexp(0, x): 4 calls
         # (FLOAT_MATH's two-branch formula takes 6). Within 2 ulps of it over the whole range,
         # subnormal results included (expm1 of a tiny number is that number; exp never overflows),
         # with the same NaNs, infinities and signed zeros. A NaN input sets the "invalid" flag, as
@@ -190,6 +190,12 @@ class NumpyMath:
             total = total + x
         return total
 
+
+#: The functions NumpyMath computes as a composition of its other functions, written once here: the
+#: lowering (batched/lowering.py) records them as that composition, so that a part the step has
+#: already computed is reused (the loss's softplus, in sigmoid). NumpyMath's own method makes the
+#: same NumPy calls in the same order (in place), so either gives the same bits.
+EXPANSIONS = {"sigmoid": lambda m, x: -m.expm1(-m.softplus(x))}
 
 #: The functions of NumpyMath that take ``out=``: the generated step writes a parameter's gradient
 #: made by one of them straight into its place instead of storing it there.

@@ -392,7 +392,8 @@ class Plan:
         # them: no zeroing of param_grads per step).
         written = np.concatenate([add.rows for step in self.backward for add in step.params] or [np.zeros(0, int)])
         self.params_written_once = not self.params_in_G and np.array_equal(np.sort(written), np.arange(P))
-        compiled = compile_plan(self, skip_unused="skip_unused_gradients" in passes)
+        compiled = compile_plan(self, skip_unused="skip_unused_gradients" in passes,
+                                reuse="reuse_forward_values" in passes)
         self.source, self.run_forward, self.run_backward = compiled.source, compiled.run_forward, compiled.run_backward
         self.run_step, self.run_step_zeroes = compiled.run_step, compiled.run_step_zeroes
         self.seeded: float | None = None  # the seed G holds for run_step, when it needs no zeroing
