@@ -9,7 +9,7 @@ from tinygrad_edu import batched, nn, train
 from tinygrad_edu.testing.numpy_calls import Counted, count_step_calls
 
 #: The count reached so far: a change that adds calls fails here; lower it when a pass removes some.
-CALLS_PER_STEP = 22
+CALLS_PER_STEP = 20
 GOAL = 20
 
 
@@ -52,6 +52,5 @@ def test_numpy_calls_per_training_step_do_not_grow():
     assert len(calls) <= CALLS_PER_STEP, f"{len(calls)} NumPy calls per step (bound {CALLS_PER_STEP}): {calls}"
 
 
-@pytest.mark.xfail(strict=True, reason=f"the goal: at most {GOAL} NumPy calls per training step")
 def test_numpy_calls_per_training_step_reach_the_goal():
     assert len(circle_step_calls()) <= GOAL

@@ -132,7 +132,7 @@ def test_lower_reuses_known_expressions_and_expands_sigmoid():
 
 
 def test_pass_names_are_checked():
-    assert PASSES == ("fuse_logit_bce", "matmul", "skip_unused_gradients", "reuse_forward_values")
+    assert PASSES == ("fuse_logit_bce", "matmul", "fold_bias", "skip_unused_gradients", "reuse_forward_values")
     with pytest.raises(ValueError, match="unknown pass 'fuse_everything'"):
         trace(lambda x: x * 2.0, [1.0], [], passes=("fuse_everything",))
 
@@ -158,6 +158,35 @@ def test_matmul_fuses_hidden_layers_and_leaves_products_of_inputs():
     assert "mul" in names  # (a + b) * c: no weights (parameters) to make a matrix of
     batch = np.c_[np.random.default_rng(1).uniform(-1, 1, (9, 3)), np.arange(9) % 2]
     assert_matches_scalar(fn, batch, model.parameters() + [u])
+
+
+def test_fold_bias_makes_the_weights_product_give_the_bias_gradient():
+    fn, params, folded, plain = circle(None, tuple(p for p in PASSES if p != "fold_bias"))
+    assert [type(g).__name__ for g in folded.layout.groups] == ["BiasLinear", "Group", "BiasLinear", "Group"]
+    assert folded.show().splitlines()[2].split() == ["linear0:(8,)", "=", "linear", "p[0:24]", "x[0:2]", "p[0:16]"]
+    calls, calls0 = (count_step_calls(t, rows(32)) for t in (folded, plain))
+    # no reduction over the batch for the biases (the one left is the loss's); a copy of each
+    # layer's inputs above its row of ones instead of the bias additions
+    assert calls.count("add.reduce") == 1 and calls0.count("add.reduce") == 3
+    assert calls.count("store") == 2 and calls0.count("store") == 0 and len(calls) == len(calls0) - 2
+    for batch in (rows(32), rows(1, seed=4), rows(7, seed=5)):
+        loss, grads = grads_of(folded, params, batch)
+        loss0, grads0 = grads_of(plain, params, batch)
+        assert loss == pytest.approx(loss0, rel=1e-13)
+        np.testing.assert_allclose(grads, grads0, rtol=1e-11, atol=1e-15)
+    assert_matches_scalar(fn, rows(9, seed=8), params)
+
+
+def test_fold_bias_leaves_layers_with_other_terms():
+    model = nn.MLP(2, [3, 1], "tanh", "linear", seed=4)
+    c = Value(0.3, "c")
+    # the output neuron's bias is added after its sum (no bias term in the layer: nothing to fold)
+    fn = lambda a, b, t: (vsum([w * h for w, h in zip(model.layers[1].neurons[0].w, model.layers[0]([a, b]))])  # noqa: E731
+                          + model.layers[1].neurons[0].b + c * t - t) ** 2
+    tape = trace(fn, [0.1, 0.2, 1.0], model.parameters() + [c])
+    kinds = [type(g).__name__ for g in tape.layout.groups]
+    assert "Linear" in kinds and "BiasLinear" not in kinds
+    assert_matches_scalar(fn, rows(6, seed=9), model.parameters() + [c])
 
 
 def test_matmul_leaves_products_that_something_else_reads():

@@ -167,7 +167,8 @@ def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> 
     in_G.update(i for i, n in enumerate(contributions) if n == 0)
 
     def arg_names(i: int, g: Group, args: tuple, local: bool) -> list[str]:
-        return [names[exact[i][k]] if local and exact[i][k] is not None else bind(a, slot_name(g, k))
+        return [bind(a, f"{names[i]}_in") if k in g.staged
+                else names[exact[i][k]] if local and exact[i][k] is not None else bind(a, slot_name(g, k))
                 for k, a in enumerate(args)]
 
     def comment(i: int, g: Group) -> str:
@@ -184,6 +185,12 @@ def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> 
             lines.append(f"{bind(plan.V_params, 'V_params')}[...] = {bind(plan.params[:, None], 'params_column')}")
         for step in plan.forward:
             g = step.group
+            if g is None and step.source is not None:  # a staged slot, copied above its row of ones
+                sg, k = step.source
+                i = index[id(sg)]
+                src = names[exact[i][k]] if local and exact[i][k] is not None else bind(step.args[0], slot_name(sg, k))
+                lines.append(f"{bind(step.out, f'{names[i]}_in_top')}[...] = {src}")
+                continue
             if g is None:  # a gathered slot
                 Vb, rows = step.args
                 lines.append(f"{bind(step.out, 'gathered')}[...] = {bind(Vb, 'V')}.take({bind(rows, 'rows')}, 0)")

@@ -8,6 +8,12 @@ The weights must be parameters (every sample reads the same number, so one colum
 is the matrix), and nothing else may read the products. The matrix product adds the K terms in
 its own order (BLAS, with fused multiply-adds where the CPU has them), so the result agrees with
 the scalar engine to rounding, not to the bit.
+
+The ``fold_bias`` pass then folds a layer's bias into its matrix product, when the bias's
+parameters follow the weights' as one more row of the same matrix (as an MLP's do):
+:class:`BiasLinear`, ``out = [W; b].T @ [X; 1]``, the inputs copied into a buffer whose last row
+is ones. Backward, ``[X; 1] @ g.T`` is the gradient of the weights and of the bias at once, summed
+over the batch by the product itself: the bias needs no reduction of its own.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import numpy as np
 from ..ops import Primitive
 from .layout import Group, Layout, _affine, contiguous, strided_vector
 
-__all__ = ["LINEAR", "Linear", "fuse_linear"]
+__all__ = ["LINEAR", "Linear", "fuse_linear", "LINEAR_BIAS", "BiasLinear", "fold_bias"]
 
 
 def _linear_forward(m, W, X, *rest):
@@ -121,3 +127,58 @@ def fuse_linear(layout: Layout) -> Layout:
         return layout
     new = [fused.get(i, g) for i, g in enumerate(groups) if i not in dropped]
     return replace(layout, groups=new)
+
+
+def _bias_linear_forward(m, Wb, A, W):
+    return m.matmul_tn(Wb, A)
+
+
+def _bias_linear_vjp(m, g, out, Wb, A, W):
+    return m.matmul_nt(A, g), m.matmul(W, g), None
+
+
+#: The rule of a :class:`BiasLinear` group: ``Wb`` the weights and the bias, (K + 1, J); ``A`` the
+#: inputs with a row of ones below, (K + 1, batch); ``W`` the weights alone (the first K rows of
+#: ``Wb``), for the inputs' gradient. Its gradients: ``Wb``'s, the inputs' (for the rows of ``A``
+#: that are inputs), and none for ``W`` (part of ``Wb``'s).
+LINEAR_BIAS = Primitive("linear", -1, _bias_linear_forward, _bias_linear_vjp,
+                        doc="[W; b].T @ [X; 1] for a layer, made by the batched engine's fold_bias pass")
+
+
+class BiasLinear(Linear):
+    """A layer whose bias is folded into its matrix product: slot 0 the weights and the bias, rows
+    laid out as ``(K + 1, J)``; slot 1 the inputs ``(K,)``, which the plan copies into a buffer
+    with a row of ones below (:attr:`staged`); slot 2 the weights alone, ``(K, J)``, no gradient."""
+
+    #: The slots the plan copies into a buffer of one more row, of ones, before the rule reads it.
+    staged = frozenset({1})
+
+    def __init__(self, layer: Linear):
+        (K, J), (base, strides) = layer.slot_shapes[0], layer.views[0]
+        self.op, self.lo, self.hi, self.shape = LINEAR_BIAS, layer.lo, layer.hi, layer.shape
+        self.slots = [np.concatenate([layer.slots[0], layer.slots[2]]), layer.slots[1], layer.slots[0]]
+        self.views = [(base, strides), layer.views[1], layer.views[0]]
+        self.grad_slots = [True, layer.grad_slots[1], False]
+        self.slot_shapes = [(K + 1, J), (K,), (K, J)]
+
+    def param_view(self, k: int, vec: np.ndarray, batch: int) -> np.ndarray:
+        if k == 2:  # the weights alone: a matrix, as slot 0
+            return strided_vector(vec, *self.views[2], self.slot_shapes[2])
+        return super().param_view(k, vec, batch)
+
+
+def _foldable(g: Group, P: int) -> bool:
+    """Whether ``g`` is a layer whose one bias slot reads parameters laid out as one more row of
+    its weights' matrix."""
+    if type(g) is not Linear or len(g.slots) != 3 or g.views[2] is None or int(g.slots[2].max()) >= P:
+        return False
+    (K, J), (base, strides) = g.slot_shapes[0], g.views[0]
+    rows = np.concatenate([g.slots[0], g.slots[2]])
+    return _affine(rows, (K + 1, J)) == (base, strides) and len(np.unique(rows)) == rows.size
+
+
+def fold_bias(layout: Layout) -> Layout:
+    """The layout with every :class:`Linear` group whose bias can be folded made a :class:`BiasLinear`."""
+    P = len(layout.params)
+    groups = [BiasLinear(g) if _foldable(g, P) else g for g in layout.groups]
+    return replace(layout, groups=groups) if any(a is not b for a, b in zip(groups, layout.groups)) else layout

@@ -82,6 +82,9 @@ class Group:
 
     #: Whether the rule applies elementwise, node by node (a fused group's does not).
     elementwise = True
+    #: The slots the plan copies into a buffer with one more row, of ones, for the rule to read
+    #: (a layer with its bias folded in, :class:`~.dense.BiasLinear`).
+    staged: frozenset[int] = frozenset()
 
     @property
     def size(self) -> int:

@@ -8,9 +8,12 @@ Graph passes rewrite the traced graph (new nodes; the Values ``fn`` built are le
   node of the ``binary_cross_entropy_with_logits`` primitive, whose rule computes the derivative
   as ``sigmoid(z) - t`` directly: 3 groups become 1, and backward skips softplus's derivative.
 
-A layout pass rewrites the groups:
+Layout passes rewrite the groups:
 
 - ``matmul``: a layer's products and sums become one matrix product (:mod:`.dense`).
+- ``fold_bias``: a layer's bias is folded into its matrix product, ``[W; b].T @ [X; 1]``, so that
+  backward one product gives the gradients of the weights and of the bias, summed over the batch
+  (:mod:`.dense`; after ``matmul``).
 
 Code passes change how :mod:`.codegen` writes the step:
 
@@ -90,7 +93,7 @@ def fuse_logit_bce(outputs: Sequence[Value]) -> list[Value]:
 #: Graph passes, in the order they run.
 GRAPH_PASSES: dict[str, Callable[[Sequence[Value]], list[Value]]] = {"fuse_logit_bce": fuse_logit_bce}
 #: Every pass, graph passes first (the default of ``trace``).
-PASSES: tuple[str, ...] = (*GRAPH_PASSES, "matmul", "skip_unused_gradients", "reuse_forward_values")
+PASSES: tuple[str, ...] = (*GRAPH_PASSES, "matmul", "fold_bias", "skip_unused_gradients", "reuse_forward_values")
 
 
 def run_passes(outputs: Sequence[Value], names: Sequence[str] | None) -> tuple[list[Value], tuple[str, ...]]:

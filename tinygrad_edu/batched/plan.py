@@ -24,13 +24,16 @@ __all__ = ["Plan", "ForwardStep", "BackwardStep", "interpret_forward", "interpre
 @dataclass(eq=False)
 class ForwardStep:
     """``out[...] = rule(math, *args)``: a group's forward rule on its argument views (``group``
-    set), or the gathering of a slot whose rows are no strided view (``group`` None)."""
+    set), or, ``group`` None, the gathering of a slot whose rows are no strided view (``rule`` is
+    :func:`gather`) or the copy of a staged slot into its buffer (:func:`stage`; ``source`` is the
+    group and the slot)."""
 
     rule: Callable
     math: NumpyMath
     out: np.ndarray
     args: tuple
     group: Group | None
+    source: tuple[Group, int] | None = None
 
 
 @dataclass(eq=False)
@@ -323,6 +326,11 @@ def gather(m, V, rows):
     return V.take(rows, axis=0)
 
 
+def stage(m, x):
+    """A staged slot's rows, copied into their buffer (above its row of ones)."""
+    return x
+
+
 class Plan:
     """A laid-out tape bound to buffers for one batch size, with every view made once: the
     per-call work is the rules' NumPy calls, one store per group and one add per gradient slot.
@@ -372,7 +380,12 @@ class Plan:
                     args.append(g.param_view(k, self.params, batch))
                     continue
                 self.params_in_V |= int(rows.min()) < P
-                if view is not None:
+                if k in g.staged:  # copied into a buffer of one more row, of ones
+                    staged = zeros((len(rows) + 1, batch))
+                    staged[-1] = 1.0
+                    self.forward.append(ForwardStep(stage, TAPE_MATH, staged[:-1], (g.arg_view(k, V),), None, (g, k)))
+                    args.append(staged)
+                elif view is not None:
                     args.append(g.arg_view(k, V))
                 else:
                     gathered = np.empty(g.shape + (batch,))

@@ -13,7 +13,7 @@ import numpy as np
 from ..engine import Value, _math_error, topological_order
 from ..ops import FLOAT_MATH, Primitive
 from .codegen import describe_rows, describe_slot, group_names
-from .dense import fuse_linear
+from .dense import fold_bias, fuse_linear
 from .layout import Group, lay_out
 from .numpy_math import ARITHMETIC_ERRORS, RAISE, TAPE_MATH
 from .passes import run_passes
@@ -50,6 +50,8 @@ class Tape:
         self.layout = lay_out(schedule(outputs, placeholders, self.params))
         if "matmul" in self.passes:
             self.layout = fuse_linear(self.layout)
+            if "fold_bias" in self.passes:
+                self.layout = fold_bias(self.layout)
         self.used_params: tuple[Value, ...] = self.layout.params  # the parameters the outputs use, in row order
         self._plans: dict[int, Plan] = {}
         self._get_data = attrgetter("data")
