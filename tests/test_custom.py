@@ -53,6 +53,18 @@ def test_per_input_partials_give_the_gradients_and_only_the_needed_ones_run():
     assert list(ga) == [8.0, 60.0] and list(gb) == [1.0, 18.0]
 
 
+def test_per_input_partials_run_in_the_batched_engine_like_in_the_scalar_one():
+    from tinygrad_edu.batched import trace
+
+    w = Value(0.75)
+    tape = trace(lambda x, y: a2b(x * w, y), [1.0, 2.0], [w])
+    X = np.array([[1.0, 2.0], [-0.5, 3.0], [2.0, -1.0]])
+    tape.backward(X, np.ones(3))
+    # d/dw sum (x w)^2 y = sum 2 x^2 w y (closed form)
+    assert w.grad == pytest.approx(sum(2 * x * x * 0.75 * y for x, y in X), rel=1e-14)
+    assert list(tape.forward(X)) == pytest.approx([(x * 0.75) ** 2 * y for x, y in X], rel=1e-15)
+
+
 def test_per_input_partials_are_checked():
     with pytest.raises(ValueError, match="derivative has 1 functions for 2 inputs"):
         primitive("t_a2b_short", lambda a, b: a * b, (lambda a, b: b,))
