@@ -146,9 +146,11 @@ class _View:
             module = None if n.cluster is None else (n.module or modules[n.cluster])
             statements.setdefault(module, []).append(("node", n.id, attrs))
             if n.op is not None:
-                statements[module].append(("node", n.id + "op", {
-                    "id": n.id + "-op", "label": n.sign, "shape": "ellipse", "style": "filled",
-                    "fillcolor": style.OP_FILL, "fontsize": "10", "width": "0.3", "height": "0.3", "margin": "0.02"}))
+                op_attrs = {"id": n.id + "-op", "label": n.sign, "shape": "ellipse", "style": "filled",
+                            "fillcolor": style.OP_FILL, "fontsize": "10", "width": "0.3", "height": "0.3", "margin": "0.02"}
+                if "highlight" in n.marks:  # its rule is the culprit: the operation too, as draw_graph does
+                    op_attrs.update(color=style.CULPRIT_COLOR, penwidth="3")
+                statements[module].append(("node", n.id + "op", op_attrs))
         for c in a.clusters:
             if c.id in self.open:
                 continue
