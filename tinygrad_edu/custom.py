@@ -33,8 +33,9 @@ class CustomPrimitive(ops.Primitive):
     """A primitive made by :func:`primitive`: a table entry that also keeps the user's functions.
 
     ``scalar_forward(*floats) -> float`` and ``scalar_derivative`` (``(*floats) -> float | tuple``,
-    or a tuple of such functions, one partial per input) are what the user gave; ``valid`` is the optional domain (an open interval ``(lo, hi)`` for every
-    input, or a predicate on the inputs) that test strategies draw points from.
+    or a tuple of functions, one partial per input) are what the user gave; ``valid`` is the
+    optional domain (an open interval ``(lo, hi)`` for every input, or a predicate on the inputs)
+    that test strategies draw points from.
     """
 
     scalar_forward: Callable[..., float] | None = None
