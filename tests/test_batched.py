@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from tinygrad_edu import Value, batched, data, nn, ops, optim, train
 from tinygrad_edu import sum as vsum
 from tinygrad_edu.batched import NUMPY_MATH, Tape, batched_losses, trace
+from tinygrad_edu.batched.numpy_math import SMALL
 from tinygrad_edu.engine import topological_order
 from tinygrad_edu.ops import FLOAT_MATH
 from tinygrad_edu.testing.strategies import expressions, mlps
@@ -473,8 +474,9 @@ def test_numpy_sigmoid_and_softplus_are_within_a_few_ulps_on_special_values():
     # Computed with other NumPy calls than the plain formula: the same NaNs, infinities, zeros and
     # signs, and every finite value within NUMPY_ULPS units in the last place of the scalar one.
     x = _numpy_math_inputs()
+    assert x.size > SMALL  # the formulas for large arrays, and (split, and broadcast) for small ones
     for name in ("sigmoid", "softplus"):
-        for arr in (x, x[::3], np.broadcast_to(x[:40], (3, 40)), x.reshape(2, -1)):
+        for arr in (x, x[::3], np.broadcast_to(x[:40], (3, 40)), x.reshape(2, -1), *np.array_split(x, 8)):
             with np.errstate(all="ignore"):
                 got = getattr(NUMPY_MATH, name)(arr)
             want = np.array([getattr(FLOAT_MATH, name)(v) for v in arr.ravel().tolist()]).reshape(arr.shape)

@@ -29,7 +29,7 @@ def gather_tape():  # irregular reuse: a slot read through a gather, repeated ro
 
 
 @pytest.mark.parametrize("make", [circle_tape, deep_tape, gather_tape, lambda: circle_tape(passes=())])
-@pytest.mark.parametrize("batch", [1, 7, 32])
+@pytest.mark.parametrize("batch", [1, 7, 32, 300])  # 300: NumpyMath's formulas for large arrays
 def test_the_generated_step_equals_the_reference_interpreter(make, batch):
     tape = make()
     rows = np.random.default_rng(batch).uniform(-1, 1, (batch, tape.num_inputs))

@@ -16,7 +16,7 @@ import numpy as np
 
 from .layout import Group, Layout
 from .lowering import lower
-from .numpy_math import TAPE_MATH, WRITES_INTO
+from .numpy_math import SMALL, TAPE_MATH, WRITES_INTO
 from .plan import Plan, StackedMath
 
 __all__ = ["compile_plan", "group_names", "describe_rows", "describe_slot"]
@@ -130,8 +130,17 @@ def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> 
         owner[g.lo:g.hi] = i
     output_rows = layout.output_rows
 
+    described: dict[tuple[int, int], str] = {}
+
+    def slot(g: Group, k: int) -> str:
+        """What slot ``k`` of ``g`` reads (:func:`describe_slot`), worked out once."""
+        key = (id(g), k)
+        if key not in described:
+            described[key] = describe_slot(layout, g, k, names)
+        return described[key]
+
     def slot_name(g: Group, k: int, prefix: str = "") -> str:
-        return prefix + describe_slot(layout, g, k, names)
+        return prefix + slot(g, k)
 
     # exact[i][k]: the group whose whole output slot k of group i reads in its own layout, or None.
     exact: list[list[int | None]] = []
@@ -171,8 +180,13 @@ def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> 
                 else names[exact[i][k]] if local and exact[i][k] is not None else bind(a, slot_name(g, k))
                 for k, a in enumerate(args)]
 
+    def small(g: Group) -> bool:
+        """Whether NumpyMath computes on ``g``'s arrays with its formulas for small arrays, which
+        the lowering then writes out (:data:`~.numpy_math.EXPANSIONS`)."""
+        return g.size * V.shape[1] <= SMALL
+
     def comment(i: int, g: Group) -> str:
-        reads = ", ".join(describe_slot(layout, g, k, names) for k in range(len(g.slots)))
+        reads = ", ".join(slot(g, k) for k in range(len(g.slots)))
         return f"# {names[i]}: {g.op.name} of {reads}; {g.size} node{'s' if g.size > 1 else ''} as {g.shape}"
 
     def forward_lines(local: bool, temp: Callable[[], str], known: dict[str, str] | None) -> list[str]:
@@ -202,7 +216,7 @@ def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> 
             lowered = None
             if known is not None and step.math is TAPE_MATH:
                 lowered = lower(lambda m, *xs, rule=step.rule: (rule(m, *xs),), args, [0], math,
-                                lambda c: bind(c, "const"), temp, known, remember=True)
+                                lambda c: bind(c, "const"), temp, known, remember=True, expand=small(g))
             if lowered is not None:
                 body, (call,) = lowered
                 lines += body
@@ -256,7 +270,8 @@ def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> 
             inputs = [gname, oname] + arg_names(i, g, step.args, local)
             used = sorted(step.used)
             lowered = lower(step.vjp, inputs, used if skip_unused else range(len(step.args)), bind(TAPE_MATH, "m"),
-                            lambda c: bind(c, "const"), temp, known) if skip_unused or known is not None else None
+                            lambda c: bind(c, "const"), temp, known, expand=small(g)) \
+                if skip_unused or known is not None else None
             body_at, rewritten = -1, set()
             if lowered is not None:  # only the gradients in use, line by line
                 body, d = lowered

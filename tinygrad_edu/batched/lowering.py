@@ -81,13 +81,13 @@ class _SymMath:
     those NumpyMath computes as a composition of its other functions (:data:`~.numpy_math.EXPANSIONS`),
     which are recorded as that composition, so that their parts can be shared."""
 
-    def __init__(self, rec: _Recorder):
-        self._rec = rec
+    def __init__(self, rec: _Recorder, expand: bool):
+        self._rec, self._expand = rec, expand
 
     def __getattr__(self, name: str):
         if name.startswith("_"):
             raise AttributeError(name)
-        if name in EXPANSIONS:
+        if self._expand and name in EXPANSIONS:
             return lambda *args: EXPANSIONS[name](self, *args)
         rec = self._rec
 
@@ -99,16 +99,18 @@ class _SymMath:
 
 def lower(rule: Callable, inputs: Sequence[str], wanted: Sequence[int], math_name: str,
           const: Callable[[object], str], temp: Callable[[], str], known: dict[str, str] | None = None,
-          remember: bool = False) -> tuple[list[str], list[str | None]] | None:
+          remember: bool = False, expand: bool = True) -> tuple[list[str], list[str | None]] | None:
     """Lines computing the results ``wanted`` of ``rule(m, *inputs)`` (``inputs`` are the names of
     its arguments in the generated code), and each result's name (None where not wanted); or None
     when the rule cannot be recorded. ``const(value)`` names a constant, ``temp()`` a new local.
     ``known`` maps expressions computed earlier in the generated code to their locals: such an
-    expression is not computed again (``remember``: add this rule's expressions to it)."""
+    expression is not computed again (``remember``: add this rule's expressions to it).
+    ``expand``: record the functions of :data:`~.numpy_math.EXPANSIONS` as their compositions (as
+    NumpyMath computes them on arrays of at most ``SMALL`` elements)."""
     rec = _Recorder(math_name, const)
     leaves = [Sym(rec, None, name) for name in inputs]
     try:
-        results = rule(_SymMath(rec), *leaves)
+        results = rule(_SymMath(rec, expand), *leaves)
         results = tuple(results)
     except (_NotSymbolic, TypeError, AttributeError, ValueError, ArithmeticError):
         return None
