@@ -195,6 +195,7 @@ def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> 
         (the ``reuse_forward_values`` pass, in run_step): rules written out line by line, each
         expression remembered for the backward pass to reuse."""
         lines = []
+        made_at: dict[str, tuple[int, str]] = {}  # a local result made by one call that can write into out=
         if plan.params_in_V:  # a slot reads parameters mixed with other rows: their rows of V
             lines.append(f"{bind(plan.V_params, 'V_params')}[...] = {bind(plan.params[:, None], 'params_column')}")
         for step in plan.forward:
@@ -203,7 +204,12 @@ def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> 
                 sg, k = step.source
                 i = index[id(sg)]
                 src = names[exact[i][k]] if local and exact[i][k] is not None else bind(step.args[0], slot_name(sg, k))
-                lines.append(f"{bind(step.out, f'{names[i]}_in_top')}[...] = {src}")
+                top = bind(step.out, f"{names[i]}_in_top")
+                if src in made_at:  # the call that made it writes into the buffer instead of a new array
+                    at, line = made_at.pop(src)
+                    lines[at] = line[:-1] + f", out={top})"
+                else:
+                    lines.append(f"{top}[...] = {src}")
                 continue
             if g is None:  # a gathered slot
                 Vb, rows = step.args
@@ -219,6 +225,10 @@ def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> 
                                 lambda c: bind(c, "const"), temp, known, remember=True, expand=small(g))
             if lowered is not None:
                 body, (call,) = lowered
+                made = f"{call} = {math}."
+                for j, line in enumerate(body):
+                    if line.startswith(made) and line[len(made):].split("(")[0] in WRITES_INTO:
+                        made_at[names[i]] = (len(lines) + j, line)
                 lines += body
             else:
                 call = f"{bind(step.rule, _ident(g.op) + '_forward')}({', '.join([math] + args)})"

@@ -168,10 +168,10 @@ class NumpyMath:
         return np.add(np.maximum(x, _ZERO), r, out=r)
 
     @staticmethod
-    def relu(x):
+    def relu(x, out=None):
         # x where x > 0, else +0.0 (for -0.0 too); NaN stays NaN: maximum propagates it, and
-        # + 0.0 turns -0.0 into 0.0.
-        r = np.maximum(x, _ZERO)
+        # + 0.0 turns -0.0 into 0.0. ``out``: an array of the result's shape to write into.
+        r = np.maximum(x, _ZERO, out=out)
         r += _ZERO
         return r
 
@@ -211,9 +211,9 @@ class NumpyMath:
 #: same NumPy calls in the same order (in place), so either gives the same bits.
 EXPANSIONS = {"sigmoid": lambda m, x: -m.expm1(-m.softplus(x))}  # for arrays of at most SMALL elements
 
-#: The functions of NumpyMath that take ``out=``: the generated step writes a parameter's gradient
-#: made by one of them straight into its place instead of storing it there.
-WRITES_INTO = frozenset({"matmul", "matmul_tn", "matmul_nt"})
+#: The functions of NumpyMath that take ``out=``: the generated step writes a parameter's gradient,
+#: or a layer's inputs, made by one of them straight into its place instead of copying it there.
+WRITES_INTO = frozenset({"matmul", "matmul_tn", "matmul_nt", "relu"})
 
 
 def _elementwise(fn: Callable[[float], float], x) -> np.ndarray:
