@@ -99,9 +99,12 @@ def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> 
     the sum of its consumers' contributions, no zeroed rows to add into. ``skip_unused``: the
     ``skip_unused_gradients`` pass (:mod:`.passes`): a rule that can be lowered (:mod:`.lowering`)
     is written out line by line, computing only the gradients something reads. ``reuse``: the
-    ``reuse_forward_values`` pass: in run_step, the forward rules are written out line by line too,
-    and the backward pass reuses any expression the forward pass computed (the loss's softplus in
-    its derivative's sigmoid, :data:`~.numpy_math.EXPANSIONS`) instead of computing it again."""
+    ``reuse_forward_values`` pass: the forward rules are written out line by line too; in run_step
+    the backward pass reuses any expression the forward pass computed (the loss's softplus in its
+    derivative's sigmoid, :data:`~.numpy_math.EXPANSIONS`) instead of computing it again, and a
+    result made by one call that can write into an array (``WRITES_INTO``) is written straight
+    where it goes: the next layer's staged buffer, or its rows of ``V`` where it is stored (large
+    batches, evaluation), instead of into a new array that is then copied."""
     layout, V = plan.layout, plan.V
     names = group_names(layout)
     reserved = set(names) | {f"d_{n}" for n in names}  # the locals of run_step
@@ -233,7 +236,12 @@ def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> 
             else:
                 call = f"{bind(step.rule, _ident(g.op) + '_forward')}({', '.join([math] + args)})"
             if not local:
-                lines.append(f"{bind(step.out, 'V_' + names[i])}[...] = {call}")
+                target = bind(step.out, "V_" + names[i])
+                if names[i] in made_at:  # made by one call: written straight into its rows of V
+                    at, line = made_at.pop(names[i])
+                    lines[at] = line[:-1] + f", out={target})"
+                else:
+                    lines.append(f"{target}[...] = {call}")
             else:
                 lines.append(f"{names[i]} = {call}")
                 if i in in_V or (i in outputs and i != first_owner):
@@ -335,7 +343,8 @@ def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> 
 
     known: dict[str, str] | None = {} if reuse else None
     step_temp = temps()
-    bodies = {"run_forward": forward_lines(False, temps(), None), "run_backward": backward_lines(False, temps(), None),
+    bodies = {"run_forward": forward_lines(False, temps(), {} if reuse else None),
+              "run_backward": backward_lines(False, temps(), None),
               "run_step": forward_lines(local, step_temp, known) + backward_lines(local, step_temp, known)
               + [f"return {first_sum}"]}
     defaults = ", ".join(f"{name}={name}" for name in env)
