@@ -100,12 +100,12 @@ def test_reuse_forward_values_takes_the_losss_softplus_for_its_derivative():
     fn, params, reusing, plain = circle(None, all_but)
     src, src0 = (t.plan(32).source.split("def run_step")[1] for t in (reusing, plain))
     # forward: the loss's rule as its lines (softplus, product, difference); backward: no softplus again
-    assert src.count("m.softplus(linear2)") == 1 and "bce_logits_forward(" not in src
-    assert src0.count("m.softplus(linear2)") == 1 and "bce_logits_forward(" in src0  # the backward's own
+    assert src.count("_logaddexp(_zero, linear2)") == 1 and "bce_logits_forward(" not in src
+    assert src0.count("_logaddexp(_zero, linear2)") == 1 and "bce_logits_forward(" in src0  # the backward's own
     calls = [count_step_calls(t, rows(32)) for t in (reusing, plain)]
     assert calls[0].count("logaddexp") == 1 and calls[1].count("logaddexp") == 2
     # and relu, written out, writes straight into the next layer's buffer (no copy)
-    assert "m.relu(linear0, out=linear2_in_top)" in src and "linear2_in_top[...] = relu1" in src0
+    assert "_add(_maximum(linear0, _zero), _zero, out=linear2_in_top)" in src and "linear2_in_top[...] = relu1" in src0
     assert len(calls[0]) == len(calls[1]) - 2
     for batch in (rows(32), rows(5, seed=2)):
         loss, grads = grads_of(reusing, params, batch)
@@ -119,7 +119,7 @@ def test_reuse_forward_values_shares_softplus_without_the_fused_loss():
     fn = lambda x, t: (w * x).softplus() * t  # noqa: E731  (softplus's derivative is its sigmoid)
     tape = trace(fn, [0.5, 1.0], [w], passes=("skip_unused_gradients", "reuse_forward_values"))
     step = tape.plan(4).source.split("def run_step")[1]
-    assert step.count("m.softplus(") == 1 and "m.expm1(" in step
+    assert step.count("_logaddexp(") == 1 and "_expm1(" in step
     assert_matches_scalar(fn, np.array([[0.5, 1.0], [-2.0, 0.0], [3.0, 1.0], [40.0, 2.0]]), [w])
 
 
@@ -132,6 +132,17 @@ def test_lower_reuses_known_expressions_and_expands_sigmoid():
     lines, results = lower(ops.SOFTPLUS.vjp, ["g", "out", "x"], [0], "m", repr, temp, known)
     assert lines == ["t2 = -t0", "t3 = m.expm1(t2)", "t4 = -t3", "t5 = g * t4"] and results == ["t5"]
     assert "g * t4" not in known  # the backward's expressions are not remembered
+
+
+def test_lower_inlines_numpy_expressions_of_the_math():
+    names = iter(range(100))
+    temp = lambda: f"t{next(names)}"  # noqa: E731
+    lines, _ = lower(lambda m, x: (m.relu(x),), ["x"], [0], "m", repr, temp, inline=True)
+    assert lines == ["t0 = _add(_maximum(x, _zero), _zero)"]  # NumpyMath.relu's calls, in its order
+    lines, _ = lower(lambda m, x: (m.softplus(x),), ["x"], [0], "m", repr, temp, inline=True, expand=False)
+    assert lines == ["t1 = m.softplus(x)"]  # a large array: NumpyMath picks its formula by size
+    lines, _ = lower(lambda m, x: (m.tanh(x),), ["x"], [0], "m", repr, temp, inline=True)
+    assert lines == ["t2 = m.tanh(x)"]  # not one NumPy expression: the method
 
 
 def test_pass_names_are_checked():

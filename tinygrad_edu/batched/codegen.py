@@ -16,7 +16,7 @@ import numpy as np
 
 from .layout import Group, Layout
 from .lowering import lower
-from .numpy_math import SMALL, TAPE_MATH, WRITES_INTO
+from .numpy_math import INLINE_NAMES, SMALL, TAPE_MATH, WRITES_INTO
 from .plan import Plan, StackedMath
 
 __all__ = ["compile_plan", "group_names", "describe_rows", "describe_slot"]
@@ -108,7 +108,7 @@ def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> 
     layout, V = plan.layout, plan.V
     names = group_names(layout)
     reserved = set(names) | {f"d_{n}" for n in names}  # the locals of run_step
-    env: dict[str, Any] = {}
+    env: dict[str, Any] = dict(INLINE_NAMES)  # the NumPy functions of the lowered rules' expressions
     bound: dict[int, str] = {}
 
     def bind(obj, name: str) -> str:
@@ -183,6 +183,13 @@ def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> 
                 else names[exact[i][k]] if local and exact[i][k] is not None else bind(a, slot_name(g, k))
                 for k, a in enumerate(args)]
 
+    def writes_into(line: str, name: str) -> bool:
+        """Whether ``line`` makes ``name`` by one call that takes ``out=`` (``WRITES_INTO``)."""
+        if not line.startswith(name + " = ") or not line.endswith(")"):
+            return False
+        call = line[len(name) + 3:].split("(")[0]
+        return call.split(".")[-1] in WRITES_INTO and call.split(".")[0] in (bind(TAPE_MATH, "m"), call)
+
     def small(g: Group) -> bool:
         """Whether NumpyMath computes on ``g``'s arrays with its formulas for small arrays, which
         the lowering then writes out (:data:`~.numpy_math.EXPANSIONS`)."""
@@ -225,12 +232,12 @@ def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> 
             lowered = None
             if known is not None and step.math is TAPE_MATH:
                 lowered = lower(lambda m, *xs, rule=step.rule: (rule(m, *xs),), args, [0], math,
-                                lambda c: bind(c, "const"), temp, known, remember=True, expand=small(g))
+                                lambda c: bind(c, "const"), temp, known, remember=True, expand=small(g),
+                                inline=True)
             if lowered is not None:
                 body, (call,) = lowered
-                made = f"{call} = {math}."
                 for j, line in enumerate(body):
-                    if line.startswith(made) and line[len(made):].split("(")[0] in WRITES_INTO:
+                    if writes_into(line, call):
                         made_at[names[i]] = (len(lines) + j, line)
                 lines += body
             else:
@@ -288,7 +295,7 @@ def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> 
             inputs = [gname, oname] + arg_names(i, g, step.args, local)
             used = sorted(step.used)
             lowered = lower(step.vjp, inputs, used if skip_unused else range(len(step.args)), bind(TAPE_MATH, "m"),
-                            lambda c: bind(c, "const"), temp, known, expand=small(g)) \
+                            lambda c: bind(c, "const"), temp, known, expand=small(g), inline=True) \
                 if skip_unused or known is not None else None
             body_at, rewritten = -1, set()
             if lowered is not None:  # only the gradients in use, line by line
@@ -316,9 +323,8 @@ def compile_plan(plan: Plan, skip_unused: bool = False, reuse: bool = False) -> 
                 target = bind(add.target, slot_name(g, add.k, "G_"))
                 if assign_params and not add.axes and body_at >= 0 and add.target.flags.c_contiguous:
                     # a gradient made by a matrix product is written straight into its target
-                    made = f"{d[add.k]} = {bind(TAPE_MATH, 'm')}."
-                    at = next((j for j, line in enumerate(body) if line.startswith(made)), None)
-                    if at is not None and at not in rewritten and body[at][len(made):].split("(")[0] in WRITES_INTO:
+                    at = next((j for j, line in enumerate(body) if writes_into(line, d[add.k])), None)
+                    if at is not None and at not in rewritten:
                         lines[body_at + at] = body[at][:-1] + f", out={target})"
                         rewritten.add(at)
                         continue

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from .numpy_math import EXPANSIONS
+from .numpy_math import EXPANSIONS, INLINE
 
 __all__ = ["lower"]
 
@@ -81,8 +81,8 @@ class _SymMath:
     those NumpyMath computes as a composition of its other functions (:data:`~.numpy_math.EXPANSIONS`),
     which are recorded as that composition, so that their parts can be shared."""
 
-    def __init__(self, rec: _Recorder, expand: bool):
-        self._rec, self._expand = rec, expand
+    def __init__(self, rec: _Recorder, expand: bool, inline: bool):
+        self._rec, self._expand, self._inline = rec, expand, inline
 
     def __getattr__(self, name: str):
         if name.startswith("_"):
@@ -90,6 +90,8 @@ class _SymMath:
         if self._expand and name in EXPANSIONS:
             return lambda *args: EXPANSIONS[name](self, *args)
         rec = self._rec
+        if self._inline and name in INLINE and (self._expand or name != "softplus"):
+            return lambda *args: rec.make(INLINE[name], args)
 
         def call(*args):
             return rec.make(f"{rec.math_name}.{name}(" + ", ".join(["{}"] * len(args)) + ")", args)
@@ -99,18 +101,21 @@ class _SymMath:
 
 def lower(rule: Callable, inputs: Sequence[str], wanted: Sequence[int], math_name: str,
           const: Callable[[object], str], temp: Callable[[], str], known: dict[str, str] | None = None,
-          remember: bool = False, expand: bool = True) -> tuple[list[str], list[str | None]] | None:
+          remember: bool = False, expand: bool = True, inline: bool = False
+          ) -> tuple[list[str], list[str | None]] | None:
     """Lines computing the results ``wanted`` of ``rule(m, *inputs)`` (``inputs`` are the names of
     its arguments in the generated code), and each result's name (None where not wanted); or None
     when the rule cannot be recorded. ``const(value)`` names a constant, ``temp()`` a new local.
     ``known`` maps expressions computed earlier in the generated code to their locals: such an
     expression is not computed again (``remember``: add this rule's expressions to it).
     ``expand``: record the functions of :data:`~.numpy_math.EXPANSIONS` as their compositions (as
-    NumpyMath computes them on arrays of at most ``SMALL`` elements)."""
+    NumpyMath computes them on arrays of at most ``SMALL`` elements). ``inline``: write the
+    functions of :data:`~.numpy_math.INLINE` as their NumPy expressions (the generated code must
+    have :data:`~.numpy_math.INLINE_NAMES`)."""
     rec = _Recorder(math_name, const)
     leaves = [Sym(rec, None, name) for name in inputs]
     try:
-        results = rule(_SymMath(rec, expand), *leaves)
+        results = rule(_SymMath(rec, expand, inline), *leaves)
         results = tuple(results)
     except (_NotSymbolic, TypeError, AttributeError, ValueError, ArithmeticError):
         return None
