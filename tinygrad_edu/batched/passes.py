@@ -24,7 +24,12 @@ Code passes change how :mod:`.codegen` writes the step:
   and the backward pass reuses what the forward pass computed instead of computing it again (an
   expression of the same operation on the same arguments): the derivative of the fused loss,
   ``sigmoid(z) - t``, takes ``softplus(z)`` from the loss itself (NumpyMath's sigmoid is
-  ``-expm1(-softplus(z))``), one ``logaddexp`` fewer per step.
+  ``-expm1(-softplus(z))``), one ``logaddexp`` fewer per step. A result made by one call that can
+  write into an array is written where it goes (``out=``): ``relu`` into the next layer's buffer,
+  and, where results are stored (large batches, evaluation), into their rows of ``V``.
+
+With ``skip_unused_gradients`` or ``reuse_forward_values``, the lowered rules use NumpyMath's
+one-expression functions as their NumPy expressions (``numpy_math.INLINE``): the same calls.
 """
 
 from __future__ import annotations
