@@ -200,8 +200,22 @@ def test_fold_bias_leaves_layers_with_other_terms():
                           + model.layers[1].neurons[0].b + c * t - t) ** 2
     tape = trace(fn, [0.1, 0.2, 1.0], model.parameters() + [c])
     kinds = [type(g).__name__ for g in tape.layout.groups]
-    assert "Linear" in kinds and "BiasLinear" not in kinds
+    assert kinds.count("Linear") == 1 and kinds.count("BiasLinear") == 1  # the hidden layer has its bias
     assert_matches_scalar(fn, rows(6, seed=9), model.parameters() + [c])
+
+
+def test_matmul_fuses_a_layer_whose_products_share_their_depth_with_other_products():
+    model = nn.MLP(2, [3, 1], "tanh", "linear", seed=5)
+    c = Value(0.3, "c")
+    # c * t and 0.5 * a are products at the depth of the hidden layer's, read by other primitives
+    fn = lambda a, b, t: nn.mse_loss(model([a, b]), t) + c * t + (0.5 * a).tanh()  # noqa: E731
+    tape = trace(fn, [0.1, 0.2, 1.0], model.parameters() + [c])
+    plain = trace(fn, [0.1, 0.2, 1.0], model.parameters() + [c], passes=())
+    kinds = [type(g).__name__ for g in tape.layout.groups]
+    assert kinds.count("BiasLinear") == 2  # both layers
+    depth1 = sorted(g.size for g in plain.layout.groups[:3])
+    assert depth1 == [1, 1, 6]  # as traced: the hidden layer's 6 products a group of their own
+    assert_matches_scalar(fn, rows(8, seed=11), model.parameters() + [c])
 
 
 def test_matmul_leaves_products_that_something_else_reads():

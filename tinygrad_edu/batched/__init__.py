@@ -3,7 +3,7 @@ and backward on NumPy arrays, one element per sample, with the rules of :mod:`ti
 
 Tracing calls your per-sample function once on placeholder ``Value`` inputs and keeps the graph it
 builds: its primitives, in topological order. The nodes that apply the same primitive at the same
-depth (a layer's multiplications, say) form a group: contiguous rows of a value and a gradient
+depth, read first by the same primitive (a layer's multiplications, say), form a group: contiguous rows of a value and a gradient
 buffer (one column per sample), whose inputs are strided views of those buffers. For each batch
 size the tape generates the step as one straight-line Python function (per group, one call of the
 rule on the stacked arrays, then the gradients added into its inputs' rows), so a training step

@@ -1,6 +1,6 @@
 """Tracing: call a per-sample function once on placeholder Values, keep the graph it builds, and
 schedule it: which nodes are parameters, inputs, constants (folded) and operations, and the groups
-of operations that apply one primitive at one depth, each group's members in the order its
+of operations that apply one primitive at one depth (read first by one primitive), each group's members in the order its
 consumers read them.
 """
 
@@ -59,7 +59,7 @@ class Schedule:
     are one contiguous block); ``inputs`` the placeholders; ``consts`` the constant nodes (leaves
     that are neither, and anything computed from constants alone, folded at trace time);
     ``groups`` the operations, as lists of nodes applying one primitive with one arity at one
-    depth, in order of depth; ``needs_grad`` says, per node id, whether a gradient flows into it."""
+    depth, read first by one primitive, in order of depth; ``needs_grad`` says, per node id, whether a gradient flows into it."""
 
     outputs: list[Value]
     params: list[Value]
@@ -98,10 +98,17 @@ def schedule(outputs: Sequence[Value], placeholders: Sequence[Value], params: Se
             needs_grad[key] = any(needs_grad[id(p)] for p in node.parents)
             computed.append(node)
 
-    # Group operations by (depth, primitive, arity), in order of depth, then first appearance.
+    # Group operations by (depth, primitive, arity) and the primitive of their first consumer, in
+    # order of depth, then first appearance: a layer's products (read by its sums) are a group of
+    # their own even where other products stand at the same depth (then the matmul pass fuses it).
+    consumer: dict[int, int] = {}
+    for node in order:
+        for p in node.parents:
+            consumer.setdefault(id(p), id(node.op))
     grouped: dict[tuple, list[Value]] = {}
     for node in computed:
-        grouped.setdefault((depth[id(node)], id(node.op), len(node.parents)), []).append(node)
+        key = (depth[id(node)], id(node.op), len(node.parents), consumer.get(id(node)))
+        grouped.setdefault(key, []).append(node)
     groups = [grouped[key] for key in sorted(grouped, key=lambda k: k[0])]  # sort is stable
 
     # Order each group's members the way their consumers read them, slot by slot, walking back
