@@ -102,3 +102,4 @@ def test_a_gradient_that_is_not_the_chain_rule_of_the_rules_is_caught(monkeypatc
     with pytest.raises(GradcheckError) as info:
         gradcheck(lambda x: x.relu() - (-x).relu(), [0.0])
     assert "is not the chain rule applied to the rules' values (0)" in str(info.value)
+

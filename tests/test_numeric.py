@@ -144,3 +144,25 @@ def test_the_rounding_noise_keeps_a_step_where_f_looks_flat_from_being_taken_as_
     assert noise == pytest.approx(2 * 2.0**-52 * 1.5574 / (1e-6 * math.log(2)), rel=1e-3)
     est = derivative(f, u, noise=noise)
     assert est.value == pytest.approx(exact, rel=1e-3) and est.error >= noise / est.step
+
+
+def test_an_estimate_from_a_larger_step_that_disagrees_beyond_its_error_gives_way():
+    # The right derivative of 1/(t + 1e-8) at 0 is -1e16; steps of 1e-2 see only the tail of the
+    # bend (-4e4 "± 3e4"), and as |f| is 1e8 there, that looked like an accurate small error.
+    # A smaller step that resolves the bend disagrees beyond both errors: it is kept.
+    est = derivative(lambda t: 1 / (t + 1e-8) if t >= 0 else 0.0, 0.0, side=1)
+    assert est.value == pytest.approx(-1e16, rel=1e-6) and est.step < 1e-9
+
+
+def test_one_sided_stencils_use_the_steps_actually_taken():
+    # At x = 2.54 a step of 1.3e-12 is about 3000 ulps: x + h, x + 2h, x + 3h round by up to half
+    # an ulp each, a part in 10^4 of the step. With the nominal steps, even a straight line (t - 2.5
+    # is exact here) came out 1e-4 off (and sqrt(x - c) near its edge 1e-3 off, with a smaller
+    # error estimate).
+    for side in (1, -1):
+        est = derivative(lambda t: t - 2.5, 2.540253195409082, step=1.3e-12, side=side)
+        assert est.value == pytest.approx(1.0, rel=1e-12)
+    c = 2.540253185409082
+    x = 2.540253195409082
+    est = derivative(lambda t: math.sqrt(t - c), x, side=1)
+    assert est.value == pytest.approx(0.5 / math.sqrt(x - c), rel=1e-6)

@@ -600,6 +600,8 @@ def gradgradcheck(
     per pair of inputs (``d2/dx0dx1``), and the culprits include rules whose own derivative is
     wrong. Run :func:`gradcheck` first: the reference here is built from the (float) first
     derivatives. Custom primitives have no second derivatives and raise ``NotImplementedError``.
+    At kinks, the analytic second derivative must lie between the one-sided derivatives of the
+    first (no composed conventions are accepted here: ``gradcheck(..., order=2)`` accepts them).
     """
     point = _check_inputs(inputs, eps, atol, rtol)
     xs, out = _trace(fn, point, _labels(inputs))
@@ -621,11 +623,11 @@ def gradgradcheck(
     hits = kinks.kinks_along(out, xs)
     agrees = _agrees(atol, rtol)
     rows = []
+    noises = [_rounding_noise(g) if g is not None else 0.0 for g in first]
     for i in range(len(xs)):
-        noise = _rounding_noise(first[i]) if first[i] is not None else 0.0
         for j in range(len(xs)):
             f = _along(lambda p, i=i: gradient_at(p)[i], point, j)
-            c = _reference(f, point[j], analytic[i][j], agrees, eps, kinks.step_limits(hits[j]), xs[j].label, noise)
+            c = _reference(f, point[j], analytic[i][j], agrees, eps, kinks.step_limits(hits[j]), xs[j].label, noises[i])
             rows.append(_Row(f"d2/d{xs[i].label}d{xs[j].label}", xs[j].data, analytic[i][j], c.value, atol, rtol, c))
     n = len(xs)
 

@@ -73,11 +73,19 @@ def _central(at, x: float, h: float) -> Optional[float]:
 def _one_sided(at, x: float, h: float, side: int) -> Optional[float]:
     """f'(x) from the side ``side`` (+1 right, -1 left) using x + side*h, 2h, 3h only (never x
     itself, so a jump at x does not enter): the slope of the parabola through those points at x,
-    second order in h."""
-    f1, f2, f3 = at(x + side * h), at(x + side * 2 * h), at(x + side * 3 * h)
-    if f1 is None or f2 is None or f3 is None:
+    second order in h. The offsets are the ones actually taken, after rounding x + side*k*h (at
+    steps of a few hundred ulps of x, the nominal ones would be off by a part in a thousand)."""
+    ts = [x + side * k * h for k in (1, 2, 3)]
+    fs = [at(t) for t in ts]
+    if any(v is None for v in fs):
         return None
-    return side * (-2.5 * f1 + 4.0 * f2 - 1.5 * f3) / h
+    d1, d2, d3 = (t - x for t in ts)
+    if d1 == d2 or d2 == d3 or d1 == d3:
+        return None
+    # The derivative at 0 of the Lagrange parabola through (d_i, f_i). Its weights add up to 0,
+    # so it is written with differences from f_1: exactly 0 for a constant f.
+    return (-(fs[1] - fs[0]) * (d1 + d3) / ((d2 - d1) * (d2 - d3))
+            - (fs[2] - fs[0]) * (d1 + d2) / ((d3 - d1) * (d3 - d2)))
 
 
 def _ridders(diff: Callable[[float], Optional[float]], h: float, order: int, floor: float) -> tuple[float, float, float]:
@@ -162,7 +170,7 @@ def derivative(f: F, x: float, *, step: float | None = None, side: int = 0, max_
         one = _best(lambda t: _one_sided(at, x, t, s), probe, 1, "right" if s > 0 else "left", floor,
                     ONE_SIDED_NOISE * noise, size)
         # So close to an edge that f changes on the scale of the steps: whichever is more accurate.
-        return one if tiny_central is None or _rank(one, size) <= _rank(tiny_central, size) else tiny_central
+        return one if tiny_central is None else _prefer(one, tiny_central, size)
     if tiny_central is not None:
         return tiny_central
     raise NotDefinedError(f"not defined on {'either side' if side == 0 else 'that side'} of {x!r}")
@@ -203,24 +211,29 @@ ROUNDING = 2.0 * 2.0**-52
 COARSE = 1e-3
 
 
-def _rank(e: Estimate, size: float) -> tuple[bool, float]:
-    """Which estimate to keep (the smaller): one whose step is not too coarse for f, then the one
-    with the smaller error. ``size`` is |f(x)|."""
-    return e.error * e.step > COARSE * (size + abs(e.value) * e.step), e.error
+def _coarse(e: Estimate, size: float) -> bool:
+    """Whether ``e``'s step is too coarse for f (:data:`COARSE`; ``size`` is |f(x)|)."""
+    return e.error * e.step > COARSE * (size + abs(e.value) * e.step)
+
+
+def _prefer(a: Estimate, b: Estimate, size: float) -> Estimate:
+    """The better of two estimates of the same derivative. When they disagree beyond their
+    errors, one error estimate is wrong, and it is the one from the larger step (its stencil
+    straddled what a smaller one resolves: a kink, a pole, the bend of log near 0); the smaller
+    step's error includes the rounding noise, so it does not claim too much. Otherwise: one whose
+    step is not too coarse, then the smaller error."""
+    if abs(a.value - b.value) > a.error + b.error:  # False for NaN: then by rank
+        return a if a.step < b.step else b
+    return min(a, b, key=lambda e: (_coarse(e, size), e.error))
 
 
 def _best(diff: Callable[[float], Optional[float]], h: float, order: int, stencil: str, floor: float,
           noise: float = 0.0, size: float = 0.0) -> Estimate:
-    """Ridders' estimate from step ``h``, restarted from smaller steps while it is not accurate.
-    Kept: the estimate with the smallest error among those whose step is not too coarse for f
-    (:data:`COARSE`), else among all. An estimate's error is at
+    """Ridders' estimate from step ``h``, restarted from steps RESTART times smaller while it is
+    not accurate; the estimates are compared with :func:`_prefer`. An estimate's error is at
     least ``noise / step`` (the evaluations' rounding error, magnified by the step): a step so
     small that f looks flat in float64 (a difference of exactly 0) would otherwise claim to be
     exact. ``size`` is |f(x)|."""
-
-    def rank(e: Estimate) -> tuple[bool, float]:
-        return _rank(e, size)
-
     best = None
     for _ in range(RESTARTS + 1):
         try:
@@ -228,14 +241,13 @@ def _best(diff: Callable[[float], Optional[float]], h: float, order: int, stenci
         except NotDefinedError:
             break
         est = Estimate(value, max(err, noise / used), used, stencil)
-        fine = not rank(est)[0]
+        fine = not _coarse(est, size)
         if best is None and abs(est.value) <= est.error and fine:
             # Consistent with 0 (rounding noise, as in x + y - y along y): smaller steps would
             # only magnify the noise, not find a derivative the larger step missed. (Not when the
             # step is too coarse: straddling a pole, 1/x with x - h < 0 < x, scatters the estimates.)
             return est
-        if best is None or rank(est) < rank(best):
-            best = est
+        best = est if best is None else _prefer(est, best, size)
         if fine and best is est and est.error <= max(ACCURATE * abs(value), NEGLIGIBLE, noise / used):
             break  # accurate, or as accurate as rounding allows: smaller steps only lose digits
         h /= RESTART
