@@ -8,10 +8,11 @@ fail on correct functions at the hard places (the evaluation of docs/testing.md)
    broken rule changes the gradient (detection), and how often the first culprit it names is the
    broken primitive (localisation).
 2. False failures: correct random expressions drawn with near_kinks=True and
-   near_domain_edges=True (inputs on kinks, just inside domain edges): how many checks fail.
+   near_domain_edges=True (inputs on kinks, just inside domain edges): how many checks fail
+   (with --second-order, gradgradcheck runs on each too).
 
 Run: python benchmarks/gradcheck_eval.py [--cases 12] [--false-cases 2000] [--seed 0]
-[--false-seeds 0 1 2 3 4] (about a minute at the defaults; needs Hypothesis, in the dev extra).
+[--false-seeds 0 1 2 3 4] [--second-order] (about a minute at the defaults; needs Hypothesis, in the dev extra).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from hypothesis import strategies as st
 
 from tinygrad_edu import ops, primitive
 from tinygrad_edu.engine import Value, grad
-from tinygrad_edu.testing import GradcheckError, gradcheck
+from tinygrad_edu.testing import GradcheckError, gradcheck, gradgradcheck
 from tinygrad_edu.testing.strategies import BUILTIN_OPS, POW_CONST_EXPONENTS, expressions
 
 ATOL, RTOL = 1e-5, 1e-3
@@ -202,7 +203,9 @@ def run_custom(op: ops.Primitive, right: Callable, cases: list) -> Tally:
     return t
 
 
-def false_failures(n: int, seed: int) -> tuple[int, list, list, float]:
+def false_failures(n: int, seed: int, second_order: bool = False) -> tuple[int, list, list, float]:
+    """Check ``n`` correct expressions drawn near kinks and domain edges (with ``second_order``,
+    gradgradcheck too): (count, failures, not checkable, seconds per expression)."""
     strategy = expressions(n_inputs=st.integers(1, 3), max_ops=8, near_kinks=True, near_domain_edges=True)
     cases = draw_cases(strategy, n, seed)
     failures, undefined = [], []
@@ -210,6 +213,8 @@ def false_failures(n: int, seed: int) -> tuple[int, list, list, float]:
     for fn, inputs in cases:
         try:
             gradcheck(fn, inputs, atol=ATOL, rtol=RTOL)
+            if second_order:
+                gradgradcheck(fn, inputs, atol=ATOL, rtol=RTOL)
         except GradcheckError as err:
             failures.append((str(fn), inputs, str(err).splitlines()[3:5]))
         except (ValueError, ArithmeticError) as err:  # fn, or the engine's derivative, undefined at the point
@@ -228,6 +233,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--false-seeds", type=int, nargs="+", metavar="SEED",
                         help="part 2 with each of these seeds, one table row each (default: --seed)")
+    parser.add_argument("--second-order", action="store_true",
+                        help="part 2 also runs gradgradcheck on each expression (second derivatives)")
     parser.add_argument("--only", nargs="*", help="only these primitives (names) in part 1")
     args = parser.parse_args(argv)
 
@@ -267,12 +274,12 @@ def main(argv=None) -> int:
 
     seeds = args.false_seeds or [args.seed]
     print(f"\nCorrect functions near kinks and domain edges: {args.false_cases} random expressions per seed "
-          "(expressions(near_kinks=True, near_domain_edges=True))\n")
+          f"(expressions(near_kinks=True, near_domain_edges=True)), {'gradcheck and gradgradcheck' if args.second_order else 'gradcheck'}\n")
     print("| seed | expressions | false failures | not checkable | ms per check |")
     print("| --- | --- | --- | --- | --- |")
     all_failures, total_n, total_undefined = [], 0, 0
     for s in seeds:
-        n, failures, undefined, per_check = false_failures(args.false_cases, s)
+        n, failures, undefined, per_check = false_failures(args.false_cases, s, args.second_order)
         all_failures += failures
         total_n += n
         total_undefined += len(undefined)

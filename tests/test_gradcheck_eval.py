@@ -35,3 +35,11 @@ def test_the_evaluation_runs_and_reports(capsys):
     assert rows["custom ev_sin2x_chain (chain rule factor 2 missing)"].split("|")[5].strip() == "100.0%"
     assert "- false failures: 0 (0.0%) in 20" in out
     assert rows["0"].split("|")[2].strip() == "10" and rows["1"].split("|")[3].strip() == "0 (0.0%)"  # one row per seed
+
+
+def test_the_false_failure_part_can_check_second_derivatives_too(capsys):
+    assert gradcheck_eval.main(["--cases", "1", "--only", "tanh", "--false-cases", "5", "--second-order"]) == 0
+    out = capsys.readouterr().out
+    assert "5 random expressions per seed (expressions(near_kinks=True, near_domain_edges=True)), gradcheck and " \
+           "gradgradcheck" in out
+    assert "| 0 | 5 | " in out
