@@ -8,8 +8,8 @@
 4. the batched engine's optimisation passes one by one: groups, NumPy calls and time per step
    (bench_passes.py).
 
-Run: python benchmarks/run.py [--repeats 5] [--scalar-repeats 1]   (needs the `bench` extra)
-Takes about 3-4 minutes, most of it the scalar engine on the full circle task.
+Run: python benchmarks/run.py [--repeats 9] [--scalar-repeats 1]   (needs the `bench` extra)
+Takes about a minute on a quiet machine, most of it the scalar engine on the full circle task.
 """
 
 from __future__ import annotations
@@ -52,9 +52,10 @@ def check_targets(results) -> list[str]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="repeats of each fast measurement (medians)")
+    parser.add_argument("--repeats", type=int, default=9,
+                        help="repeats of each fast measurement (medians; with fewer, one slow repeat moves them)")
     parser.add_argument("--scalar-repeats", type=int, default=1,
-                        help="repeats of the scalar engine on the full circle task (~1-2 min each)")
+                        help="repeats of the scalar engine on the full circle task (about 15 s each on a quiet machine)")
     args = parser.parse_args(argv)
     try:
         from micrograd.engine import Value as MicroValue
