@@ -6,7 +6,9 @@
    lax.scan over each epoch; compile time apart), with the target ratios checked (bench_circle.py);
 3. backward of 100k- vs 1M-node chains (bench_engine.py);
 4. the batched engine's optimisation passes one by one: groups, NumPy calls and time per step
-   (bench_passes.py).
+   (bench_passes.py);
+5. forward mode, Jacobians, Hessians and HVPs against torch.func, and the derivatives at kinks
+   against PyTorch's autograd (bench_functional.py).
 
 Run: python benchmarks/run.py [--repeats 9] [--scalar-repeats 1]   (needs the `bench` extra)
 Takes about a minute on a quiet machine, most of it the scalar engine on the full circle task.
@@ -77,6 +79,12 @@ def main(argv=None) -> None:
     bench_engine.chain_table()
     print("\n(4) ", end="")
     print("\n".join(bench_passes.table(max(args.repeats, 5), 2000)))
+    print("\n(5) Forward mode and higher derivatives against torch.func (float64), median of "
+          f"{args.repeats} repeats")
+    import bench_functional  # imports torch: only once the check above has passed
+
+    bench_functional.functional_table(args.repeats)
+    bench_functional.kink_table()
 
 
 if __name__ == "__main__":
