@@ -27,7 +27,7 @@ from typing import Callable, Iterator
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from tinygrad_edu import ops, primitive
+from tinygrad_edu import ops, primitive, specialize
 from tinygrad_edu.engine import Value, grad
 from tinygrad_edu.testing import GradcheckError, gradcheck, gradgradcheck
 from tinygrad_edu.testing.strategies import BUILTIN_OPS, POW_CONST_EXPONENTS, expressions
@@ -51,17 +51,18 @@ def _perturbations(arity: int) -> dict[str, Callable[[tuple], tuple]]:
 
 @contextmanager
 def patched(op: ops.Primitive, vjp: Callable) -> Iterator[None]:
-    """Give ``op`` another derivative rule for a while (the engines read ``op.vjp`` and its
-    per-input parts ``op.vjps`` at backward time; both are replaced); restore the record
-    afterwards, whatever happens."""
-    original = op.vjp, op.vjps
+    """Give ``op`` another derivative rule for a while (the engines read ``op.vjp``, its
+    per-input parts ``op.vjps`` and the float backward made from them, ``op.float_backward``, at
+    backward time; all three are replaced); restore the record afterwards, whatever happens."""
+    original = op.vjp, op.vjps, op.float_backward
     object.__setattr__(op, "vjp", vjp)  # the record is a frozen dataclass
     object.__setattr__(op, "vjps", ops.per_input_rules(vjp, op.arity))
+    object.__setattr__(op, "float_backward", specialize.backward_step(op))
     try:
         yield
     finally:
-        object.__setattr__(op, "vjp", original[0])
-        object.__setattr__(op, "vjps", original[1])
+        for name, rule in zip(("vjp", "vjps", "float_backward"), original):
+            object.__setattr__(op, name, rule)
 
 
 def broken(op: ops.Primitive, change: Callable[[tuple], tuple]):

@@ -12,7 +12,7 @@ import numbers
 import threading
 from typing import Iterable, Sequence, Union
 
-from . import ops
+from . import ops, specialize
 from .ops import FLOAT_MATH, Primitive
 
 Number = Union[int, float]
@@ -152,7 +152,8 @@ class Value:
     def __pow__(self, other):
         if type(other) is Value:
             return _pow(self, other)
-        return _apply1(ops.pow_const(other if type(other) is float else _to_float(other)), self)
+        c = other if type(other) is float else float(other) if type(other) is int else _to_float(other)
+        return _apply1(ops.pow_const(c), self)
 
     def __lt__(self, other): return self.data < _data(other)
     def __le__(self, other): return self.data <= _data(other)
@@ -164,26 +165,12 @@ class Value:
         ``.grad``. Leaf gradients accumulate across calls until ``zero_grad()``; intermediate
         nodes hold the gradient of this latest call."""
         grad = _to_float(grad)
-        order = _topological_order((self,), for_backward=True)
+        order = _backward_order(self)
         self.grad = self.grad + grad if self._op is None else grad
-        m = FLOAT_MATH
         node = None
         try:
             for node in reversed(order):
-                rules = node._op.vjps  # one rule per input; none for sum, which has only its combined rule
-                g, out = node.grad, node.data
-                if len(rules) == 2:
-                    (a, b), (da, db) = node._prev, rules
-                    x, y = a.data, b.data
-                    a.grad += da(m, g, out, x, y)
-                    b.grad += db(m, g, out, x, y)
-                elif len(rules) == 1:
-                    a = node._prev[0]
-                    a.grad += rules[0](m, g, out, a.data)
-                else:
-                    prev = node._prev
-                    for p, gp in zip(prev, node._op.vjp(m, g, out, *[p.data for p in prev])):
-                        p.grad += gp
+                node._op.float_backward(node)  # the rules of ops.py, written out for floats (specialize.py)
         except _ARITHMETIC_ERRORS as err:
             raise _math_error(node._op, [p.data for p in node._prev], err, "in backward, the derivative of ") from None
 
@@ -255,27 +242,46 @@ def _apply1(op: Primitive, x: Value) -> Value:
     return _record(data, op, (x,))
 
 
+# How a generated method (specialize.method_source) makes a number its leaf (Value(), inlined),
+# and how it ends (_record, inlined). It runs in this module's globals, so it sees no_grad's live
+# _disabled_threads.
+_LEAF = """\
+if type(_other) is not Value:
+    _number = _other if type(_other) is float else _to_float(_other)
+    _other = _new(Value)
+    _other.data = _number
+    _other.grad = 0.0
+    _other.label = ""
+    _other._op = None
+    _other._prev = ()"""
+_RECORD = """\
+_out = _new(Value)
+_out.data, _out.grad, _out.label = _data, 0.0, ""
+if not _disabled_threads or _state.enabled:
+    _out._op, _out._prev = _op, _parents
+else:
+    _out._op, _out._prev = None, ()
+return _out"""
+
+
 def _operator(op: Primitive, reflected: bool = False):
     """Make the method for a binary operator (``__mul__``, or ``__rmul__`` when reflected).
 
-    This is the hot path of every graph, so it is ``apply`` for two inputs, unrolled, with the
-    primitive bound once per class (not a closure per node)."""
-    forward = op.forward
+    This is the hot path of every graph: the method is generated with the forward rule's
+    expression in place (``_data = a * b``; see :mod:`tinygrad_edu.specialize`), or, for a rule
+    that must be called, is ``apply`` for two inputs, unrolled."""
+    method = specialize.method(op, op.method or op.name, _LEAF, _RECORD, globals())
+    if method is None:
+        forward = op.forward
 
-    def method(a, b):
-        if type(b) is not Value:
-            b = Value(b)
-        try:
-            data = forward(FLOAT_MATH, a.data, b.data)
-        except _ARITHMETIC_ERRORS as err:
-            raise _math_error(op, (a.data, b.data), err) from None
-        out = _new(Value)  # _record(data, op, (a, b)), inlined
-        out.data, out.grad, out.label = data, 0.0, ""
-        if not _disabled_threads or _state.enabled:
-            out._op, out._prev = op, (a, b)
-        else:
-            out._op, out._prev = None, ()
-        return out
+        def method(a, b):
+            if type(b) is not Value:
+                b = Value(b)
+            try:
+                data = forward(FLOAT_MATH, a.data, b.data)
+            except _ARITHMETIC_ERRORS as err:
+                raise _math_error(op, (a.data, b.data), err) from None
+            return _record(data, op, (a, b))
 
     def reflected_method(self, other):  # `other op self`: Python calls it only when other is no Value
         return method(_leaf(other), self)
@@ -297,8 +303,10 @@ Value.__rpow__ = _rpow
 
 
 def _unary_method(op: Primitive):
-    def method(self) -> Value:
-        return _apply1(op, self)
+    method = specialize.method(op, op.method or op.name, _LEAF, _RECORD, globals())
+    if method is None:
+        def method(self) -> Value:
+            return _apply1(op, self)
     return method
 
 
@@ -375,11 +383,6 @@ def sum(values: Iterable[Value | Number]) -> Value:  # noqa: A001  (mirrors torc
 def topological_order(*roots: Value) -> list[Value]:
     """Every node the roots depend on, each after all of its parents, found by an iterative
     depth-first search (no recursion, so a chain of a million nodes is fine)."""
-    return _topological_order(roots, for_backward=False)
-
-
-def _topological_order(roots: Sequence[Value], for_backward: bool) -> list[Value]:
-    # for_backward: list only the computed nodes (leaves have nothing to pass on) and zero their grads.
     order: list[Value] = []
     visited: set[Value] = set()
     # A None on the stack marks "the node below me has all its parents in `order` now".
@@ -388,20 +391,40 @@ def _topological_order(roots: Sequence[Value], for_backward: bool) -> list[Value
     while stack:
         node = pop()
         if node is None:
-            node = pop()
-            if for_backward:
-                node.grad = 0.0
-            append(node)
+            append(pop())
         elif node not in visited:
+            mark(node)
             prev = node._prev
             if prev:
-                mark(node)
                 push(node)
                 push(None)
                 extend(prev)
-            elif not for_backward:  # a leaf waits for nothing (backward skips leaves: it is cheaper
-                mark(node)  # to meet one again than to remember it)
+            else:
                 append(node)
+    return order
+
+
+def _backward_order(root: Value) -> list[Value]:
+    """The computed nodes ``root`` depends on, each after its parents, with their ``grad`` set to
+    0.0: what ``backward`` walks in reverse. Leaves are left out (they pass nothing on).
+
+    The engine's costliest loop, so it keeps no set of visited nodes: the 0.0 it writes to each
+    ``grad`` is a float object of its own, and ``grad is zero`` says a node was met already."""
+    order: list[Value] = []
+    stack: list = [root]
+    zero = float("0")  # a new float object, equal to 0.0, that no other grad holds
+    append, pop, push = order.append, stack.pop, stack.append
+    while stack:
+        node = pop()
+        if node is None:  # the node below has all its parents in `order` now
+            append(pop())
+        elif node.grad is not zero and node._prev:
+            node.grad = zero
+            push(node)
+            push(None)
+            for p in node._prev:
+                if p._prev and p.grad is not zero:
+                    push(p)
     return order
 
 

@@ -130,6 +130,10 @@ class Primitive:
             object.__setattr__(self, "vjp", combined_rule(self.vjps))  # the record is frozen
         elif not self.vjps:
             object.__setattr__(self, "vjps", per_input_rules(self.vjp, self.arity))
+        # float_backward(node): this record's rules written out as one function for a node of
+        # floats (specialize.py), which Value.backward() runs; made on first use. A plain
+        # attribute rather than a property: the engine reads it once per node.
+        object.__setattr__(self, "float_backward", _first_float_backward)
 
     @property
     def is_call(self) -> bool:
@@ -158,6 +162,17 @@ class Primitive:
     def __repr__(self) -> str:
         extra = "".join(f", {k}={v!r}" for k, v in self.params)
         return f"Primitive({self.name!r}{extra})"
+
+
+def _first_float_backward(node: Any) -> None:
+    """A primitive's ``float_backward`` until its first use: it generates the function, keeps it
+    on the record in its own place and runs it."""
+    from .specialize import backward_step  # imported late: it reads this module's records
+
+    op = node._op
+    step = backward_step(op)
+    object.__setattr__(op, "float_backward", step)
+    step(node)
 
 
 class Family:
