@@ -28,6 +28,7 @@ import ast
 import builtins
 import copy
 import dataclasses
+import dis
 import functools
 import linecache
 import threading
@@ -70,19 +71,25 @@ def _module_tree(filename: str) -> ast.Module | None:
         return None
 
 
-def _same_code(a: types.CodeType, b: types.CodeType) -> bool:
-    if (a.co_code, a.co_names, a.co_varnames, a.co_freevars, a.co_argcount) != (
-            b.co_code, b.co_names, b.co_varnames, b.co_freevars, b.co_argcount):
-        return False
-    if len(a.co_consts) != len(b.co_consts):
-        return False
-    for x, y in zip(a.co_consts, b.co_consts):
-        if isinstance(x, types.CodeType) and isinstance(y, types.CodeType):
-            if not _same_code(x, y):
-                return False
-        elif type(x) is not type(y) or x != y:
-            return False
-    return True
+_SETUP = frozenset({"NOP", "RESUME", "CACHE", "PRECALL", "PUSH_NULL", "COPY_FREE_VARS", "MAKE_CELL", "EXTENDED_ARG"})
+_SAME_AS = {"LOAD_METHOD": "LOAD_ATTR", "CALL_METHOD": "CALL_FUNCTION"}
+
+
+def _shape(code: types.CodeType) -> tuple:
+    """What ``code`` computes, read from its instructions without what the compiler may choose
+    differently for one function in two places (method-call forms, jump offsets, set-up)."""
+    shape = [code.co_argcount, code.co_varnames, code.co_freevars]
+    for ins in dis.get_instructions(code):
+        name = _SAME_AS.get(ins.opname, ins.opname)
+        if name in _SETUP:
+            continue
+        arg = ins.argval
+        if isinstance(arg, types.CodeType):
+            arg = _shape(arg)
+        elif "JUMP" in name:
+            arg = None
+        shape.append((name, arg))
+    return tuple(shape)
 
 
 def _compiled(node: ast.Lambda | ast.FunctionDef, freevars: tuple[str, ...], filename: str) -> types.CodeType | None:
@@ -122,7 +129,7 @@ def _definition(code: types.CodeType) -> ast.Lambda | ast.FunctionDef | None:
             continue
         if line == code.co_firstlineno:
             candidate = _compiled(node, code.co_freevars, code.co_filename)
-            if candidate is not None and _same_code(candidate, code):
+            if candidate is not None and _shape(candidate) == _shape(code):
                 found[ast.unparse(node)] = node
     return next(iter(found.values())) if len(found) == 1 else None
 
