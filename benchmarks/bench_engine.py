@@ -1,6 +1,7 @@
 """Scalar engine vs micrograd, side by side in one process: time per node for forward and
 backward, and bytes per node, on the same graph (a 2-8-1 MLP on a batch of 32, written with the
-operators both engines share); reverse mode with respect to some of the parameters (the rules
+operators both engines share), with this engine's design written by hand for those operations as
+a floor (floor_engine.py); reverse mode with respect to some of the parameters (the rules
 grad() runs, and its time); plus backward of 100k- vs 1M-node chains.
 
 Run: python benchmarks/bench_engine.py [--repeats 7]   (needs the `bench` extra: micrograd)
@@ -16,6 +17,7 @@ import sys
 import time
 import tracemalloc
 
+from floor_engine import FloorValue
 from tinygrad_edu import Value as OurValue
 from tinygrad_edu.engine import topological_order
 
@@ -55,32 +57,43 @@ def count_nodes(root, engine):
     return len(seen)
 
 
-def time_engine(V, engine, repeats, collector=True):
-    """Median seconds of forward and backward, with Python's cyclic garbage collector on or off
-    (micrograd's nodes hold closures that refer back to them: cycles only the collector frees)."""
-    params, batch = make_problem(V)
-    fwd, bwd = [], []
-    nodes = 0
+def time_engines(engines, repeats, collector=True, block=3):
+    """Median seconds of forward and backward per engine, with Python's cyclic garbage collector
+    on or off (micrograd's nodes hold closures that refer back to them: cycles only the collector
+    frees). The engines take turns, ``block`` repeats at a time, so that a busy moment on the
+    machine hits them alike. Each turn starts with a collection and one untimed run, so that no
+    engine pays for another's garbage and each meets its own from the run before, as in training."""
+    problems = {name: make_problem(V) for name, V in engines}
+    fwd = {name: [] for name, _ in engines}
+    bwd = {name: [] for name, _ in engines}
+    nodes = {}
     was = gc.isenabled()
     if not collector:
         gc.disable()
     try:
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            loss = build_loss(V, params, batch)
-            t1 = time.perf_counter()
-            loss.backward()
-            t2 = time.perf_counter()
-            nodes = count_nodes(loss, engine)
-            fwd.append(t1 - t0)
-            bwd.append(t2 - t1)
-            del loss
-            if not collector:
-                gc.collect()  # outside the timed part: micrograd's cycles must go somewhere
+        done = 0
+        while done < repeats:
+            turn = min(block, repeats - done)
+            for name, V in engines:
+                gc.collect()
+                build_loss(V, *problems[name]).backward()
+                for _ in range(turn):
+                    t0 = time.perf_counter()
+                    loss = build_loss(V, *problems[name])
+                    t1 = time.perf_counter()
+                    loss.backward()
+                    t2 = time.perf_counter()
+                    nodes[name] = count_nodes(loss, name)
+                    fwd[name].append(t1 - t0)
+                    bwd[name].append(t2 - t1)
+                    del loss
+                    if not collector:
+                        gc.collect()  # outside the timed part: micrograd's cycles must go somewhere
+            done += turn
     finally:
         if was:
             gc.enable()
-    return nodes, statistics.median(fwd), statistics.median(bwd)
+    return {name: (nodes[name], statistics.median(fwd[name]), statistics.median(bwd[name])) for name, _ in engines}
 
 
 def bytes_per_node(V, engine):
@@ -107,24 +120,27 @@ def chain_backward(n):
 
 def per_node_table(repeats, MicroValue):
     """Part (1) of the suite: ours vs micrograd per node (forward, backward, bytes), with Python's
-    cyclic garbage collector on (the default) and off (as train.fit runs the scalar engine)."""
+    cyclic garbage collector on (the default) and off (as train.fit runs the scalar engine); and
+    the floor, this engine's design written by hand for these five operations (floor_engine.py)."""
     print(f"Per node, 2-8-1 MLP on a batch of 32, median of {repeats} repeats; collector on and off")
     print(f"{'engine':<14}{'collector':>10}{'nodes':>8}{'fwd ns/node':>14}{'bwd ns/node':>14}{'total ns/node':>15}{'bytes/node':>12}")
     rows = {}
-    engines = (("micrograd", MicroValue), ("tinygrad_edu", OurValue))
+    engines = (("micrograd", MicroValue), ("tinygrad_edu", OurValue), ("floor", FloorValue))
+    for name, V in engines:  # one untimed run: each operation's backward is generated on first use
+        build_loss(V, *make_problem(V)).backward()
     mem = {name: bytes_per_node(V, name) for name, V in engines}
-    # interleaved, so that a busy moment on the machine hits both engines alike
     for collector in (True, False):
-        for name, V in engines:
-            nodes, f, b = time_engine(V, name, repeats, collector)
+        for name, (nodes, f, b) in time_engines(engines, repeats, collector).items():
             rows[name, collector] = (f / nodes, b / nodes)
             print(f"{name:<14}{'on' if collector else 'off':>10}{nodes:>8}{f / nodes * 1e9:>14.0f}{b / nodes * 1e9:>14.0f}"
                   f"{(f + b) / nodes * 1e9:>15.0f}{mem[name]:>12.0f}")
-    for collector in (True, False):
-        mf, mb = rows["micrograd", collector]
-        of, ob = rows["tinygrad_edu", collector]
-        print(f"{'speed-up':<14}{'on' if collector else 'off':>10}{'':>8}{mf / of:>13.2f}x{mb / ob:>13.2f}x"
-              f"{(mf + mb) / (of + ob):>14.2f}x{mem['tinygrad_edu'] / mem['micrograd']:>11.2f}x (memory ratio)")
+    print("faster than micrograd by (and memory ratio):")
+    for name in ("tinygrad_edu", "floor"):
+        for collector in (True, False):
+            mf, mb = rows["micrograd", collector]
+            of, ob = rows[name, collector]
+            print(f"{name:<14}{'on' if collector else 'off':>10}{'':>8}{mf / of:>13.2f}x{mb / ob:>13.2f}x"
+                  f"{(mf + mb) / (of + ob):>14.2f}x{mem[name] / mem['micrograd']:>11.2f}x")
     return rows
 
 
