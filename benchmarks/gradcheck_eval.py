@@ -52,16 +52,19 @@ def _perturbations(arity: int) -> dict[str, Callable[[tuple], tuple]]:
 @contextmanager
 def patched(op: ops.Primitive, vjp: Callable) -> Iterator[None]:
     """Give ``op`` another derivative rule for a while (the engines read ``op.vjp``, its
-    per-input parts ``op.vjps`` and the float backward made from them, ``op.float_backward``, at
-    backward time; all three are replaced); restore the record afterwards, whatever happens."""
-    original = op.vjp, op.vjps, op.float_backward
+    per-input parts ``op.vjps`` and the float steps made from them, ``op.float_backward`` and
+    ``op.float_grad``, at backward time; all four are replaced); restore the record afterwards,
+    whatever happens."""
+    names = ("vjp", "vjps", "float_backward", "float_grad")
+    original = [getattr(op, name) for name in names]
     object.__setattr__(op, "vjp", vjp)  # the record is a frozen dataclass
     object.__setattr__(op, "vjps", ops.per_input_rules(vjp, op.arity))
     object.__setattr__(op, "float_backward", specialize.backward_step(op))
+    object.__setattr__(op, "float_grad", specialize.grad_step(op))
     try:
         yield
     finally:
-        for name, rule in zip(("vjp", "vjps", "float_backward"), original):
+        for name, rule in zip(names, original):
             object.__setattr__(op, name, rule)
 
 

@@ -20,6 +20,7 @@ _ARITHMETIC_ERRORS = (ArithmeticError, ValueError)
 
 class _GradState(threading.local):
     enabled = True  # each thread starts recording, as in PyTorch
+    by_rules = False  # backward() and grad() call the table's rules one by one (see _calling_rules)
 
 
 _state = _GradState()
@@ -36,6 +37,19 @@ def _set_grad_enabled(mode: bool) -> None:
         with _disabled_lock:
             _disabled_threads += -1 if mode else 1
         _state.enabled = mode
+
+
+@contextlib.contextmanager
+def _calling_rules():
+    """In this block, this thread's ``backward()`` and ``grad()`` call the table's rules one by
+    one, as the plain loops below spell out, instead of the steps written out from them
+    (:mod:`tinygrad_edu.specialize`): the same numbers, slower, and every rule call visible to a
+    profiler (``functional.count_rule_calls`` counts them so)."""
+    saved, _state.by_rules = _state.by_rules, True
+    try:
+        yield
+    finally:
+        _state.by_rules = saved
 
 
 def is_grad_enabled() -> bool:
@@ -169,8 +183,14 @@ class Value:
         self.grad = self.grad + grad if self._op is None else grad
         node = None
         try:
-            for node in reversed(order):
-                node._op.float_backward(node)  # the rules of ops.py, written out for floats (specialize.py)
+            if not _state.by_rules:
+                for node in reversed(order):
+                    node._op.float_backward(node)  # the loop below, written out for each primitive (specialize.py)
+            else:
+                for node in reversed(order):  # each input's gradient from the table's rule, at this node's numbers
+                    prev = node._prev
+                    for p, gp in zip(prev, node._op.vjp(FLOAT_MATH, node.grad, node.data, *[p.data for p in prev])):
+                        p.grad += gp
         except _ARITHMETIC_ERRORS as err:
             raise _math_error(node._op, [p.data for p in node._prev], err, "in backward, the derivative of ") from None
 
@@ -519,6 +539,7 @@ def grad(
             needed.add(node)
 
     m = VALUE_MATH if create_graph else FLOAT_MATH
+    written_out = not create_graph and not _state.by_rules
     saved = _state.enabled
     _set_grad_enabled(create_graph)
     get = grads.get
@@ -527,6 +548,9 @@ def grad(
         for node in reversed(order):
             g = get(node)
             if g is None or node._op is None:
+                continue
+            if written_out:  # floats: the lines below, written out for each primitive (specialize.py)
+                node._op.float_grad(node, g, grads, needed)
                 continue
             prev, rules = node._prev, node._op.vjps
             out, xs = (node, prev) if create_graph else (node.data, [p.data for p in prev])

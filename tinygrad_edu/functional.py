@@ -281,8 +281,14 @@ def count_rule_calls(thunk: Callable[[], object]) -> tuple[object, RuleCalls]:
 
     A teaching and benchmarking aid (it uses Python's profiling hook, so the thunk runs several
     times slower): it shows that a forward-mode Jacobian applies each node's derivative rule once
-    per input, a reverse-mode one once per output."""
+    per input, a reverse-mode one once per output. Inside, ``backward()`` and ``grad()`` call the
+    rules one by one rather than run them written out (:mod:`tinygrad_edu.specialize`), and a
+    call of a written-out operator counts as its forward rule."""
+    from . import specialize
+    from .engine import _calling_rules
+
     forward_code, vjp_code = _rule_code()
+    forward_code |= specialize.method_codes()
     counts = [0, 0]
 
     def profile(frame, event, arg):
@@ -296,7 +302,8 @@ def count_rule_calls(thunk: Callable[[], object]) -> tuple[object, RuleCalls]:
     previous = sys.getprofile()
     sys.setprofile(profile)
     try:
-        result = thunk()
+        with _calling_rules():
+            result = thunk()
     finally:
         sys.setprofile(previous)
     return result, RuleCalls(*counts)

@@ -130,10 +130,12 @@ class Primitive:
             object.__setattr__(self, "vjp", combined_rule(self.vjps))  # the record is frozen
         elif not self.vjps:
             object.__setattr__(self, "vjps", per_input_rules(self.vjp, self.arity))
-        # float_backward(node): this record's rules written out as one function for a node of
-        # floats (specialize.py), which Value.backward() runs; made on first use. A plain
-        # attribute rather than a property: the engine reads it once per node.
-        object.__setattr__(self, "float_backward", _first_float_backward)
+        # float_backward(node) and float_grad(node, g, grads, needed): this record's rules
+        # written out for a node of floats (specialize.py), which Value.backward() and grad()
+        # run; made on first use. Plain attributes rather than properties: the engine reads one
+        # per node.
+        object.__setattr__(self, "float_backward", _FIRST_FLOAT_BACKWARD)
+        object.__setattr__(self, "float_grad", _FIRST_FLOAT_GRAD)
 
     @property
     def is_call(self) -> bool:
@@ -164,15 +166,22 @@ class Primitive:
         return f"Primitive({self.name!r}{extra})"
 
 
-def _first_float_backward(node: Any) -> None:
-    """A primitive's ``float_backward`` until its first use: it generates the function, keeps it
-    on the record in its own place and runs it."""
-    from .specialize import backward_step  # imported late: it reads this module's records
+def _made_on_first_use(attribute: str, make: str) -> Callable[..., None]:
+    """A primitive's ``attribute`` until its first use: it makes the function with
+    ``specialize.<make>(op)``, keeps it on the record in its own place and runs it."""
+    def first(node: Any, *args: Any) -> None:
+        from . import specialize  # imported late: it reads this module's records
 
-    op = node._op
-    step = backward_step(op)
-    object.__setattr__(op, "float_backward", step)
-    step(node)
+        op = node._op
+        step = getattr(specialize, make)(op)
+        object.__setattr__(op, attribute, step)
+        step(node, *args)
+
+    return first
+
+
+_FIRST_FLOAT_BACKWARD = _made_on_first_use("float_backward", "backward_step")
+_FIRST_FLOAT_GRAD = _made_on_first_use("float_grad", "grad_step")
 
 
 class Family:

@@ -40,8 +40,9 @@ from . import floatmath, ops
 from .ops import FLOAT_MATH, Primitive
 
 # The names the generated code uses itself; a rule that uses one of them is called, not inlined.
-_RESERVED = frozenset({"_node", "_x0", "_x1", "_M", "_make", "_rule0", "_rule1", "_vjp",
-                       "_self", "_other", "_number", "_data", "_err", "_out", "_op", "_parents"})
+_RESERVED = frozenset({"_node", "_x0", "_x1", "_x", "_g", "_gp", "_old", "_grads", "_needed", "_M", "_make",
+                       "_rule0", "_rule1", "_vjp", "_self", "_other", "_number", "_data", "_err", "_out", "_op",
+                       "_parents"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,51 +319,81 @@ def _compile(source: str, name: str, free: tuple[str, ...], env_id: int, env: di
 _NO_GLOBALS: dict[str, Any] = {"__builtins__": builtins}
 
 
-def _backward_parts(op: Primitive) -> tuple[str, dict[str, Any]]:
-    name = _function_name(op, "backward")
-    if op.arity not in (1, 2):
-        return _generic_backward(op, name)
-    rules = [inline(rule) for rule in op.vjps]
+@dataclasses.dataclass(frozen=True)
+class _Kind:
+    """One kind of generated step: its signature, where it reads the output's gradient, and how
+    it adds an input's gradient (``{x}`` the input, ``{gp}`` the expression for its gradient)."""
+
+    suffix: str
+    signature: str
+    g: str
+    add: tuple[str, ...]
+    generic: tuple[str, ...]  # the whole body for a primitive of any number of inputs
+
+
+# backward(): into each parent's .grad.
+_BACKWARD = _Kind("backward", "_node", "_node.grad", ("{x}.grad += {gp}",), (
+    "for _x, _gp in zip(_node._prev, _vjp(_M, _node.grad, _node.data, *[_x.data for _x in _node._prev])):",
+    "    _x.grad += _gp",
+))
+# grad(): into the dict _grads, only for the inputs in _needed (the rules of the others never run).
+_GRAD = _Kind("grad", "_node, _g, _grads, _needed", "_g", (
+    "if {x} in _needed:",
+    "    _gp = {gp}",
+    "    _old = _grads.get({x})",
+    "    _grads[{x}] = _gp if _old is None else _old + _gp",
+), (
+    "for _x, _gp in zip(_node._prev, _vjp(_M, _g, _node.data, *[_x.data for _x in _node._prev])):",
+    "    if _x in _needed:",
+    "        _old = _grads.get(_x)",
+    "        _grads[_x] = _gp if _old is None else _old + _gp",
+))
+
+
+def _step_parts(op: Primitive, kind: _Kind) -> tuple[str, dict[str, Any]]:
+    name = _function_name(op, kind.suffix)
+    rules = [inline(rule) for rule in op.vjps] if op.arity in (1, 2) else []
     inputs = ["_x0", "_x1"][:op.arity]
-    values_of = {1: "_node.grad", 2: "_node.data", **{3 + i: f"{x}.data" for i, x in enumerate(inputs)}}
-    bindings = _bindings(rules, values_of)
-    if bindings is None:
-        return _generic_backward(op, name)
-    line, free = bindings
-    lines = [f"def {name}(_node):", f"    {inputs[0]}, = _node._prev" if op.arity == 1 else "    _x0, _x1 = _node._prev"]
-    if line:
-        lines.append("    " + line)
-    for i, rule in enumerate(rules):
-        if rule.expression is None:
-            free[f"_rule{i}"], free["_M"] = op.vjps[i], FLOAT_MATH
-            args = ", ".join(["_M", "_node.grad", "_node.data", *(x + ".data" for x in inputs)])
-            lines.append(f"    {inputs[i]}.grad += _rule{i}({args})")
-        else:
-            lines.append(f"    {inputs[i]}.grad += {rule.expression}")
-    return "\n".join(lines), free
-
-
-def _generic_backward(op: Primitive, name: str) -> tuple[str, dict[str, Any]]:
-    """Any primitive (``sum`` over many inputs, too): its combined rule, called."""
-    source = "\n".join([
-        f"def {name}(_node):",
-        "    _prev = _node._prev",
-        "    for _x, _g in zip(_prev, _vjp(_M, _node.grad, _node.data, *[_x.data for _x in _prev])):",
-        "        _x.grad += _g",
-    ])
-    return source, {"_M": FLOAT_MATH, "_vjp": op.vjp}
+    values_of = {1: kind.g, 2: "_node.data", **{3 + i: f"{x}.data" for i, x in enumerate(inputs)}}
+    bindings = _bindings(rules, values_of) if rules else None
+    if bindings is None:  # any number of inputs (sum), or rules that disagree on a name: called
+        body = list(kind.generic)
+        free: dict[str, Any] = {"_M": FLOAT_MATH, "_vjp": op.vjp}
+    else:
+        line, free = bindings
+        body = [f"{inputs[0]}, = _node._prev" if op.arity == 1 else "_x0, _x1 = _node._prev", *([line] if line else [])]
+        for i, rule in enumerate(rules):
+            gp = rule.expression
+            if gp is None:
+                free[f"_rule{i}"], free["_M"] = op.vjps[i], FLOAT_MATH
+                gp = f"_rule{i}({', '.join(['_M', kind.g, '_node.data', *(x + '.data' for x in inputs)])})"
+            body += [template.format(x=inputs[i], gp=gp) for template in kind.add]
+    return "\n".join([f"def {name}({kind.signature}):", *("    " + line for line in body)]), free
 
 
 def backward_source(op: Primitive) -> str:
     """The Python source of ``op``'s generated backward step (what :func:`backward_step` runs)."""
-    return _backward_parts(op)[0]
+    return _step_parts(op, _BACKWARD)[0]
 
 
 def backward_step(op: Primitive) -> Callable[[Any], None]:
-    """``op``'s backward for one node of floats: adds ``node.grad`` times each local derivative
-    to each parent's ``grad``. The engine keeps it on the primitive (``op.float_backward``)."""
-    source, free = _backward_parts(op)
-    return _factory(source, _function_name(op, "backward"), free, _NO_GLOBALS)
+    """``op``'s backward for one node of floats, ``step(node)``: adds ``node.grad`` times each
+    local derivative to each parent's ``grad``. ``backward()`` runs it as ``op.float_backward``."""
+    source, free = _step_parts(op, _BACKWARD)
+    return _factory(source, _function_name(op, _BACKWARD.suffix), free, _NO_GLOBALS)
+
+
+def grad_source(op: Primitive) -> str:
+    """The Python source of ``op``'s generated step for ``grad()`` (what :func:`grad_step` runs)."""
+    return _step_parts(op, _GRAD)[0]
+
+
+def grad_step(op: Primitive) -> Callable[[Any, float, dict, set], None]:
+    """``op``'s step of ``grad()`` for one node of floats, ``step(node, g, grads, needed)``: for
+    each parent in ``needed``, adds ``g`` times its local derivative to ``grads[parent]``; the
+    rules of the other parents do not run. ``grad()`` runs it as ``op.float_grad``."""
+    source, free = _step_parts(op, _GRAD)
+    return _factory(source, _function_name(op, _GRAD.suffix), free, _NO_GLOBALS)
 
 
 def method_source(op: Primitive, name: str, leaf: str, record: str) -> tuple[str, dict[str, Any]] | None:
@@ -392,10 +423,21 @@ def method_source(op: Primitive, name: str, leaf: str, record: str) -> tuple[str
     return "\n".join(lines), {"_op": op, **free}
 
 
+_method_codes: set[types.CodeType] = set()
+
+
 def method(op: Primitive, name: str, leaf: str, record: str, env: dict[str, Any]) -> Callable | None:
     """Compile :func:`method_source` in the engine's globals ``env`` (``None`` when it has none)."""
     parts = method_source(op, name, leaf, record)
     if parts is None:
         return None
     source, free = parts
-    return _factory(source, name, free, env)
+    fn = _factory(source, name, free, env)
+    _method_codes.add(fn.__code__)
+    return fn
+
+
+def method_codes() -> frozenset[types.CodeType]:
+    """The code of every generated ``Value`` method: a call of one applies its primitive's forward
+    rule (``functional.count_rule_calls`` counts them so)."""
+    return frozenset(_method_codes)
