@@ -2,6 +2,7 @@
 primitive, the same floats, NaNs, signed zeros and errors as calling the table's rules; the source
 reads like the rules; rules that cannot be written out are called, and keep their meaning."""
 
+import contextlib
 import dataclasses
 import math
 import struct
@@ -13,8 +14,9 @@ from hypothesis import strategies as st
 import tinygrad_edu as te
 from tinygrad_edu import Value, ops, specialize
 from tinygrad_edu.custom import primitive
-from tinygrad_edu.engine import _backward_order, apply
+from tinygrad_edu.engine import _backward_order, _calling_rules, apply
 from tinygrad_edu.ops import FLOAT_MATH
+from tinygrad_edu.testing.strategies import expressions
 
 SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 3.0, 1e-300, -1e-300, 1e300, 710.0, -710.0,
            math.inf, -math.inf, math.nan]
@@ -250,3 +252,20 @@ def test_backward_marks_met_nodes_by_a_zero_of_its_own():
     order = _backward_order(y2)
     assert len(order) == len(set(order)) == 3  # h, h * 3, y2: each once, leaves left out
     assert order.index(h) < order.index(y2)
+
+
+@settings(max_examples=150, deadline=None)
+@given(expressions(max_ops=8, near_kinks=True))
+def test_written_out_steps_and_the_plain_loops_agree_on_random_graphs(case):
+    fn, point = case
+    runs = []
+    for by_rules in (False, True):
+        with _calling_rules() if by_rules else contextlib.nullcontext():
+            xs = [Value(x) for x in point]
+            y = fn(*xs)
+            y.backward()
+            grads = te.grad(y, xs, allow_unused=True)
+            runs.append(([x.grad for x in xs], [g.data if g is not None else None for g in grads]))
+    (backward_fast, grad_fast), (backward_rules, grad_rules) = runs
+    assert all(same_float(a, b) for a, b in zip(backward_fast, backward_rules)), (fn, point)
+    assert all(a is b is None or same_float(a, b) for a, b in zip(grad_fast, grad_rules)), (fn, point)
