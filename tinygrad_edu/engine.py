@@ -448,6 +448,32 @@ def _backward_order(root: Value) -> list[Value]:
     return order
 
 
+def _paths_to(outputs: Sequence[Value], inputs: Sequence[Value]) -> tuple[list[Value], set[Value]]:
+    """For ``grad``: the computed nodes on a path from an input to an output, each after its
+    parents, and the set of them with the inputs (the nodes whose gradients are needed). One
+    depth-first walk like ``_backward_order``'s, with a set (``grad`` leaves every ``.grad`` be)."""
+    needed = set(inputs)
+    order: list[Value] = []
+    visited: set[Value] = set()
+    stack: list = list(outputs)
+    append, pop, push, mark, add, isdisjoint = order.append, stack.pop, stack.append, visited.add, needed.add, needed.isdisjoint
+    while stack:
+        node = pop()
+        if node is None:  # the node below has all its parents placed: it is needed if one of them is
+            node = pop()
+            if node in needed or not isdisjoint(node._prev):
+                add(node)
+                append(node)
+        elif node not in visited and node._prev:
+            mark(node)
+            push(node)
+            push(None)
+            for p in node._prev:
+                if p._prev and p not in visited:
+                    push(p)
+    return order, needed
+
+
 class _ValueMath:
     """The math namespace of ``ops`` for Values, so a derivative rule can build a graph itself
     (higher-order gradients). Rules may mix Values and plain floats; floats are wrapped. Each
@@ -532,11 +558,7 @@ def grad(
         g = g if (create_graph and type(g) is Value) else _to_float(_data(g))
         grads[out] = grads[out] + g if out in grads else g
 
-    order = topological_order(*outputs)
-    needed = set(inputs)  # the nodes on a path to an input: only their gradients are computed
-    for node in order:  # parents come first
-        if not needed.isdisjoint(node._prev):
-            needed.add(node)
+    order, needed = _paths_to(outputs, inputs)
 
     m = VALUE_MATH if create_graph else FLOAT_MATH
     written_out = not create_graph and not _state.by_rules
