@@ -1,14 +1,16 @@
 """A floor for the scalar engine's per-node benchmark: the engine's design, written by hand for the
 five operations of bench_engine's graph and nothing else.
 
-Slotted nodes without closures or reference cycles, and a backward walk that marks the nodes it
-has met by a zero of its own, as in tinygrad_edu.engine; but each operation's forward and
-backward written out by hand, and none of what makes a library: no primitive table, no math-error
+Slotted nodes without closures or reference cycles, and tinygrad_edu.engine's own backward walk
+(it marks the nodes it has met by a zero of its own); but each operation's forward and backward
+written out by hand, and none of what makes a library: no primitive table, no math-error
 messages, no ``no_grad``, numbers converted with ``float()`` unchecked. What a table-driven engine
 of this design can at best approach in CPython; bench_engine.py reports it beside ours.
 """
 
 from __future__ import annotations
+
+from tinygrad_edu.engine import _backward_order
 
 _new = object.__new__
 
@@ -57,19 +59,7 @@ class FloorValue:
         return out
 
     def backward(self):
-        order, stack, zero = [], [self], float("0")
-        append, pop, push = order.append, stack.pop, stack.append
-        while stack:
-            node = pop()
-            if node is None:
-                append(pop())
-            elif node.grad is not zero and node._prev:
-                node.grad = zero
-                push(node)
-                push(None)
-                for p in node._prev:
-                    if p._prev and p.grad is not zero:
-                        push(p)
+        order = _backward_order(self)  # the engine's own walk: the floor differs only in its operations
         self.grad = 1.0
         for node in reversed(order):
             node._step(node)
