@@ -5,7 +5,9 @@ A rule in :mod:`tinygrad_edu.ops` is a Python function over a math namespace ``m
 costs a function call per input per node, about as much as the arithmetic it does. So for the
 engine's ``backward()`` and its operators this module reads each rule's source (a ``lambda``, or
 a ``def`` whose body is ``return <expression>``) and writes one function per primitive that
-evaluates the expressions in place, with ``m`` bound to :data:`~tinygrad_edu.ops.FLOAT_MATH`::
+evaluates the expressions in place, with ``m`` bound to :data:`~tinygrad_edu.ops.FLOAT_MATH` and
+its one-expression functions on plain names written out too (``m.step(x)`` becomes
+``1.0 if x > 0.0 else ...``)::
 
     >>> print(backward_source(ops.MUL))
     def mul_backward(_node):
@@ -18,8 +20,11 @@ The table stays the one place a rule is written: this is a second way to run the
 expressions, and it computes the same floats as calling the rules (the tests check every
 primitive). A rule that is not one expression (``_gelu_tanh_vjp``), whose source cannot be read
 (made by ``eval``, or a ``.pyc`` without its ``.py``), or that names globals outside
-:mod:`~tinygrad_edu.ops` (a custom primitive's rule may read a module global that later changes)
-is called as it is, so every primitive works; only the speed differs.
+:mod:`~tinygrad_edu.ops` and :mod:`~tinygrad_edu.floatmath` (a custom primitive's rule may read
+a module global that later changes) is called as it is, so every primitive works; only the speed
+differs. :func:`backward_step` makes ``backward()``'s step, :func:`grad_step` ``grad()``'s (only
+the needed inputs' rules), :func:`method` the ``Value`` operators; the ``*_source`` functions show
+their code.
 """
 
 from __future__ import annotations
