@@ -5,8 +5,8 @@ A rule in :mod:`tinygrad_edu.ops` is a Python function over a math namespace ``m
 costs a function call per input per node, about as much as the arithmetic it does. So for the
 engine's ``backward()`` and its operators this module reads each rule's source (a ``lambda``, or
 a ``def`` whose body is ``return <expression>``) and writes one function per primitive that
-evaluates the expressions in place, with ``m`` bound to :data:`~tinygrad_edu.ops.FLOAT_MATH` and
-its one-expression functions on plain names written out too (``m.step(x)`` becomes
+evaluates the expressions in place, with ``m`` bound to ``ops.FLOAT_MATH`` (the namespace for
+floats) and its one-expression functions on plain names written out too (``m.step(x)`` becomes
 ``1.0 if x > 0.0 else ...``)::
 
     >>> print(backward_source(ops.MUL))
