@@ -118,7 +118,7 @@ def chain_backward(n):
     return time.perf_counter() - t0
 
 
-def per_node_table(repeats, MicroValue):
+def per_node_table(repeats, MicroValue, turn=3):
     """Part (1) of the suite: ours vs micrograd per node (forward, backward, bytes), with Python's
     cyclic garbage collector on (the default) and off (as train.fit runs the scalar engine); and
     the floor, this engine's design written by hand for these five operations (floor_engine.py)."""
@@ -130,7 +130,7 @@ def per_node_table(repeats, MicroValue):
         build_loss(V, *make_problem(V)).backward()
     mem = {name: bytes_per_node(V, name) for name, V in engines}
     for collector in (True, False):
-        for name, (nodes, f, b) in time_engines(engines, repeats, collector).items():
+        for name, (nodes, f, b) in time_engines(engines, repeats, collector, block=turn).items():
             rows[name, collector] = (f / nodes, b / nodes)
             print(f"{name:<14}{'on' if collector else 'off':>10}{nodes:>8}{f / nodes * 1e9:>14.0f}{b / nodes * 1e9:>14.0f}"
                   f"{(f + b) / nodes * 1e9:>15.0f}{mem[name]:>12.0f}")
@@ -190,12 +190,15 @@ def chain_table():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--turn", type=int, default=3, help="repeats per engine per turn in table 1 (default 3)")
     args = parser.parse_args(argv)
+    if args.repeats < 1 or args.turn < 1:
+        parser.error("--repeats and --turn must be at least 1")
     try:
         from micrograd.engine import Value as MicroValue
     except ImportError:
         sys.exit("micrograd is not installed: pip install -e '.[bench]'")
-    per_node_table(args.repeats, MicroValue)
+    per_node_table(args.repeats, MicroValue, args.turn)
     print()
     grad_table(args.repeats)
     print()
