@@ -124,6 +124,28 @@ def test_the_page_is_one_self_contained_document_that_loads_nothing():
     assert json.loads(payload)["title"] == "a <neuron> & co"  # '<' is escaped inside the script
 
 
+def test_the_data_script_holds_any_text_unescaped_but_what_could_end_or_comment_it():
+    y, *_ = neuron()
+    title = "y = tanh(x\u00b7w + b) </script><!-- </SCRIPT"
+    page = explore(y, title=title).to_html()
+    payload = re.search(r'<script type="application/json" data-role="data">(.*?)</script>', page, re.S).group(1)
+    assert json.loads(payload)["title"] == title
+    assert "</" not in payload and "<!" not in payload
+    assert "tanh(x\u00b7w + b) <\\/script>\\u003c!-- <\\/SCRIPT" in payload  # the middle dot as itself
+    assert "\\u" not in payload.replace("\\u003c!", "") and "data \u2007" in payload  # not \\u2007, the figure space
+
+
+def test_the_layouts_set_the_labels_font_once_on_the_svg_element():
+    loss, _ = mlp_loss()
+    for key, view in explore(loss).data["views"].items():
+        svg = view["svg"]
+        assert svg.startswith("<svg font-family='Helvetica,sans-Serif' font-size='11.00' text-anchor='middle' "), key
+        texts = re.findall(r"<text[^>]*>", svg)
+        assert texts and not any("font-family" in t or "text-anchor" in t for t in texts), key
+        assert all("font-size='10.00'" in t for t in texts if "font-size" in t), key  # captions and signs: 10pt
+        assert "<!--" not in svg and "\n" not in svg and "<title>" not in svg and '"' not in svg, key
+
+
 def test_data_is_plain_json():
     loss, _ = mlp_loss()
     data = explore(loss).data

@@ -289,3 +289,21 @@ def test_a_highlighted_value_marks_its_closed_module_and_itself_once_opened(page
     box.click()
     marked = page.locator('[data-node][data-culprit="true"]')
     assert marked.count() == 1 and marked.get_attribute("data-label") == "layers.0.neurons.3.w.1"
+
+
+def test_the_labels_get_their_font_from_the_svg_element_and_stepping_still_fills_them(page, tmp_path):
+    explorer = open_page(page, neuron(), tmp_path)
+    fonts = page.evaluate("""sel => Array.from(document.querySelectorAll(sel)).map(t => {
+        const s = getComputedStyle(t);
+        return [t.closest('[data-node], [data-op-of]').getAttribute('data-node') ? 'node' : 'op',
+                s.fontFamily, s.fontSize, s.textAnchor];
+    })""", "[data-node] text, [data-op-of] text")
+    assert len(fonts) == 6 * 3 + 3  # x, w, b, x*w, x*w + b, y: label, data, grad; 3 operation signs
+    assert {f[1] for f in fonts} == {"Helvetica, sans-serif"} and {f[3] for f in fonts} == {"middle"}
+    assert {f[2] for f in fonts if f[0] == "node"} == {"11px"} and {f[2] for f in fonts if f[0] == "op"} == {"10px"}
+    unknown = page.locator("[data-node][data-value='']")
+    assert unknown.count() == 3  # at the start, only the inputs are known
+    page.click("[data-action=next]")
+    assert step(explorer)[0] == 1 and unknown.count() == 2
+    page.click("[data-action=next]")
+    assert step(explorer)[0] == 2 and unknown.count() == 1 and page.console_errors == []
