@@ -135,7 +135,7 @@ def test_no_svg_element_is_refused():
 
 
 def test_a_graphviz_layout_keeps_its_elements_and_shrinks(require_svg_layout):
-    source = ('digraph { node [fontname="Helvetica" fontsize="11"]; a [shape=record label="{a|data 1}"]; '
+    source = ('digraph g { node [fontname="Helvetica" fontsize="11"]; a [shape=record label="{a|data 1}"]; '
               'b [fontsize="10" label="+"]; c [label="c"]; a -> b; c -> b }')
     svg = layout.svg_from_dot(source)
     small = minify_svg(svg)
@@ -147,7 +147,7 @@ def test_a_graphviz_layout_keeps_its_elements_and_shrinks(require_svg_layout):
 
 
 def test_a_browser_draws_the_labels_of_both_at_the_same_places_in_the_same_font(page, require_svg_layout):
-    source = ('digraph { rankdir=LR; node [fontname="Helvetica" fontsize="11"]; a [shape=record label="{a|data 1}"]; '
+    source = ('digraph g { rankdir=LR; node [fontname="Helvetica" fontsize="11"]; a [shape=record label="{a|data 1}"]; '
               'b [fontsize="10" label="+"]; subgraph cluster_0 { fontsize="10" label="layers.0"; c [label="c"] } '
               'a -> b; c -> b }')
     svg = layout.svg_from_dot(source)
