@@ -49,7 +49,7 @@ class FloorValue:
         if c != 2:
             raise NotImplementedError("the floor engine squares only")
         out = _new(FloorValue)
-        out.data, out.grad, out.label, out._step, out._prev = self.data * self.data, 0.0, "", _square_backward, (self,)
+        out.data, out.grad, out.label, out._step, out._prev = self.data ** c, 0.0, "", _square_backward, (self,)
         return out
 
     def relu(self):

@@ -36,7 +36,6 @@ import dataclasses
 import dis
 import functools
 import linecache
-import threading
 import types
 import weakref
 from typing import Any, Callable
@@ -118,7 +117,6 @@ def _compiled(node: ast.Lambda | ast.FunctionDef, freevars: tuple[str, ...], fil
     return found[0] if len(found) == 1 else None
 
 
-@functools.lru_cache(maxsize=1024)  # one entry per rule's code (the members of a family share it)
 def _definition(code: types.CodeType) -> ast.Lambda | ast.FunctionDef | None:
     """The syntax tree of the function whose code is ``code``, found in its module's source by
     line and checked to compile to that code (two lambdas may share a line)."""
@@ -197,7 +195,7 @@ def _template(rule: types.FunctionType, expand: bool) -> _Template:
     params = code.co_varnames[:code.co_argcount]
     if code.co_flags & (0x04 | 0x08) or code.co_kwonlyargcount or code.co_posonlyargcount:  # *args, **kwargs
         return _Template(params, None)
-    if len(set(code.co_varnames)) != code.co_argcount or len(code.co_varnames) != code.co_argcount:
+    if len(code.co_varnames) != code.co_argcount:
         return _Template(params, None)  # local variables besides the parameters
     if _RESERVED & (set(code.co_varnames) | set(code.co_names) | set(code.co_freevars)):
         return _Template(params, None)
@@ -297,28 +295,21 @@ def _bindings(rules: list[Inlined], values_of: dict[int, str]) -> tuple[str, dic
     return line, shared
 
 
+_factories: dict[tuple, Callable] = {}
+
+
 def _factory(source: str, name: str, values: dict[str, Any], env: dict[str, Any]) -> Callable:
     """Compile ``source`` (one function ``name``) inside a ``_make`` taking ``values`` by name, so
     they are closure variables of the function; ``env`` is its globals. Compiled once per source."""
-    return _compile(source, name, tuple(values), id(env), env)(**values)
-
-
-_compile_lock = threading.Lock()
-_compiled_factories: dict[tuple, Callable] = {}
-
-
-def _compile(source: str, name: str, free: tuple[str, ...], env_id: int, env: dict[str, Any]) -> Callable:
-    key = (source, free, env_id)
-    factory = _compiled_factories.get(key)
-    if factory is None:
+    key = (source, tuple(values), id(env))
+    make = _factories.get(key)
+    if make is None:
         body = "\n".join("    " + line for line in source.splitlines())
-        text = f"def _make({', '.join(free)}):\n{body}\n    return {name}\n"
+        text = f"def _make({', '.join(values)}):\n{body}\n    return {name}\n"
         scope: dict[str, Any] = {}
         exec(compile(text, f"<tinygrad_edu.specialize {name}>", "exec"), env, scope)  # noqa: S102  (our own source)
-        factory = scope["_make"]
-        with _compile_lock:
-            _compiled_factories[key] = factory
-    return factory
+        make = _factories[key] = scope["_make"]
+    return make(**values)
 
 
 _NO_GLOBALS: dict[str, Any] = {"__builtins__": builtins}
